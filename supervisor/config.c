@@ -1,0 +1,1011 @@
+/* cvm configuration: one key table, three loaders (INI, environment, flags)
+ * that all end in cvm_config_set(), and the value parsers they share.
+ *
+ * Ownership note: string defaults point at the literals in the key table and
+ * empty lists at a static empty array, so cvm_config_init() cannot fail.
+ * cvm_config_set() and cvm_config_free() know this; nobody else should
+ * free() or realloc() a config field directly. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../runtime/cleanup.h"
+
+/* Enum fields are written through an int pointer by the generic setter. */
+_Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
+
+enum key_type {
+	T_STRING,       /* any non-empty text */
+	T_PATH,         /* absolute path */
+	T_BOOL,
+	T_U32,
+	T_DURATION,     /* uint64_t milliseconds */
+	T_SIZE,         /* uint64_t bytes; no key uses it yet */
+	T_ENUM,         /* int index into choices[] */
+	T_ENV_LIST,     /* NAME=VALUE entries, newline-separated, replace by NAME */
+	T_NAME_LIST,    /* NAME or PREFIX*, separated by commas or whitespace */
+};
+
+enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_MOUNT };
+
+struct key;
+typedef int (*key_check)(const struct key *k, const char *value, const char *source,
+			 struct cvm_error *err);
+
+struct key {
+	enum section_id section;
+	const char *name;
+	enum key_type type;
+	size_t off;                     /* field in cvm_config (or cvm_mount) */
+	size_t count_off;               /* lists: the size_t entry count */
+	const char *def;                /* default as text; NULL: none */
+	const char *const *choices;     /* T_ENUM: names, NULL-terminated */
+	key_check check;                /* extra constraint on the text */
+	const char *doc;
+};
+
+static const char *const section_names[] = {
+	[SEC_SUPERVISOR] = "supervisor",
+	[SEC_WORKSPACE] = "workspace",
+	[SEC_DEVICES] = "devices",
+	[SEC_MOUNT] = "mount",
+};
+
+static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_format_names[] = { "text", "json", NULL };
+static const char *const signal_target_names[] = { "child", "group", NULL };
+
+/* Lists start out pointing here so that consumers can always walk them. */
+static char *empty_list[] = { NULL };
+
+static int check_hostname(const struct key *k, const char *value, const char *source,
+			  struct cvm_error *err);
+static int check_network(const struct key *k, const char *value, const char *source,
+			 struct cvm_error *err);
+
+#define CFG(f) offsetof(struct cvm_config, f)
+#define MNT(f) offsetof(struct cvm_mount, f)
+
+static const struct key keys[] = {
+	{ SEC_SUPERVISOR, "stop_timeout", T_DURATION, CFG(stop_timeout_ms), 0, "10s", NULL, NULL,
+	  "grace between SIGTERM and SIGKILL on stop" },
+	{ SEC_SUPERVISOR, "signal_target", T_ENUM, CFG(signal_target), 0, "child",
+	  signal_target_names, NULL, "who gets forwarded signals: the child or its group" },
+	{ SEC_SUPERVISOR, "log_level", T_ENUM, CFG(log_level), 0, "info", log_level_names, NULL,
+	  "least severe message that is logged" },
+	{ SEC_SUPERVISOR, "log_format", T_ENUM, CFG(log_format), 0, "text", log_format_names, NULL,
+	  "text or one JSON object per line" },
+	{ SEC_SUPERVISOR, "control_socket", T_PATH, CFG(control_socket), 0,
+	  CVM_DEFAULT_CONTROL_SOCKET, NULL, NULL, "outer path of the control socket" },
+
+	{ SEC_WORKSPACE, "rootfs", T_PATH, CFG(rootfs), 0, NULL, NULL, NULL,
+	  "unpacked image directory; unset: plain process mode" },
+	{ SEC_WORKSPACE, "state", T_PATH, CFG(state), 0, NULL, NULL, NULL,
+	  "persistent directory for the workspace's changes" },
+	{ SEC_WORKSPACE, "init", T_STRING, CFG(init), 0, "auto", NULL, NULL,
+	  "inner init: auto or a command line" },
+	{ SEC_WORKSPACE, "hostname", T_STRING, CFG(hostname), 0, "cvm", NULL, check_hostname,
+	  "hostname inside the workspace" },
+	{ SEC_WORKSPACE, "uid_base", T_U32, CFG(uid_base), 0, "100000", NULL, NULL,
+	  "first outer uid/gid of the workspace's id range" },
+	{ SEC_WORKSPACE, "uid_count", T_U32, CFG(uid_count), 0, "65536", NULL, NULL,
+	  "size of the id range" },
+	{ SEC_WORKSPACE, "allow_small_range", T_BOOL, CFG(allow_small_range), 0, "no", NULL, NULL,
+	  "permit uid_count below 65536" },
+	{ SEC_WORKSPACE, "user", T_STRING, CFG(user), 0, "root", NULL, NULL,
+	  "user inside: name or uid[:gid]" },
+	{ SEC_WORKSPACE, "workdir", T_PATH, CFG(workdir), 0, NULL, NULL, NULL,
+	  "working directory inside; unset: the user's home or /" },
+	{ SEC_WORKSPACE, "env", T_ENV_LIST, CFG(env), CFG(n_env), NULL, NULL, NULL,
+	  "NAME=VALUE set inside the workspace" },
+	{ SEC_WORKSPACE, "env_pass", T_NAME_LIST, CFG(env_pass), CFG(n_env_pass), NULL, NULL,
+	  NULL, "outer variables passed in: NAME or PREFIX*" },
+	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "host", NULL, check_network,
+	  "network mode" },
+
+	{ SEC_DEVICES, "fuse", T_BOOL, CFG(dev_fuse), 0, "no", NULL, NULL, "provide /dev/fuse" },
+	{ SEC_DEVICES, "tun", T_BOOL, CFG(dev_tun), 0, "no", NULL, NULL, "provide /dev/net/tun" },
+
+	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
+	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
+	{ SEC_MOUNT, "readonly", T_BOOL, MNT(readonly), 0, "no", NULL, NULL, "mount read-only" },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* ---- value parsers ---------------------------------------------------- */
+
+/* Fractions keep this many digits; more are read and dropped (truncation),
+ * which keeps frac * multiplier (at most 2^40) far below 2^64. */
+#define FRAC_DIGITS 6
+#define FRAC_SCALE 1000000ULL
+
+struct decimal {
+	uint64_t whole;
+	uint64_t frac;          /* fraction in units of 1/FRAC_SCALE */
+	bool has_frac;
+	bool overflow;
+};
+
+/* Reads [0-9]+ at *p. Overflow is only recorded, so that trailing junk is
+ * still reported as EINVAL rather than ERANGE. */
+static bool read_digits(const char **p, uint64_t *out, bool *overflow)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	for (; isdigit((unsigned char)*s); s++) {
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+			*overflow = true;
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+/* DIGITS[.DIGITS]; no sign, no blanks, both sides of the dot required. */
+static bool read_decimal(const char **p, struct decimal *d)
+{
+	const char *s = *p;
+	uint64_t scale = FRAC_SCALE;
+
+	*d = (struct decimal){ 0 };
+	if (!read_digits(&s, &d->whole, &d->overflow))
+		return false;
+	if (*s == '.') {
+		s++;
+		if (!isdigit((unsigned char)*s))
+			return false;
+		d->has_frac = true;
+		for (; isdigit((unsigned char)*s); s++) {
+			scale /= 10;
+			d->frac += (uint64_t)(*s - '0') * scale;
+		}
+	}
+	*p = s;
+	return true;
+}
+
+static int decimal_scale(const struct decimal *d, uint64_t mult, uint64_t *out)
+{
+	uint64_t v;
+
+	if (d->overflow || __builtin_mul_overflow(d->whole, mult, &v) ||
+	    __builtin_add_overflow(v, d->frac * mult / FRAC_SCALE, &v)) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "", B, K, KB, KiB, ... T: all binary, case-insensitive. 0 if unknown. */
+static uint64_t size_multiplier(const char *s)
+{
+	static const char units[] = "kmgt";
+	const char *u;
+	uint64_t mult = 1;
+
+	if (*s == '\0' || strcasecmp(s, "b") == 0)
+		return 1;
+	u = strchr(units, tolower((unsigned char)*s));
+	if (!u)
+		return 0;
+	mult <<= 10 * (u - units + 1);
+	s++;
+	if (*s == '\0' || strcasecmp(s, "b") == 0 || strcasecmp(s, "ib") == 0)
+		return mult;
+	return 0;
+}
+
+int cvm_parse_size(const char *s, uint64_t *out)
+{
+	struct decimal d;
+	uint64_t mult;
+
+	if (!s || !read_decimal(&s, &d))
+		goto inval;
+	mult = size_multiplier(s);
+	/* A fraction of a byte means a typo, not a value to round. */
+	if (mult == 0 || (mult == 1 && d.has_frac))
+		goto inval;
+	return decimal_scale(&d, mult, out);
+inval:
+	errno = EINVAL;
+	return -1;
+}
+
+int cvm_parse_duration_ms(const char *s, uint64_t *out)
+{
+	static const struct { const char *suffix; uint64_t ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
+	};
+	struct decimal d;
+
+	if (!s || !read_decimal(&s, &d))
+		goto inval;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(s, units[i].suffix) == 0)
+			return decimal_scale(&d, units[i].ms, out);
+	}
+inval:
+	errno = EINVAL;
+	return -1;
+}
+
+int cvm_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; s && i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0 || strcasecmp(s, no[i]) == 0) {
+			*out = strcasecmp(s, yes[i]) == 0;
+			return 0;
+		}
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+int cvm_parse_u32(const char *s, uint32_t *out)
+{
+	bool overflow = false;
+	uint64_t v;
+
+	if (!s || !read_digits(&s, &v, &overflow) || *s != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (overflow || v > UINT32_MAX) {
+		errno = ERANGE;
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+const char *cvm_log_level_name(enum cvm_log_level l)
+{
+	if ((unsigned)l < sizeof(log_level_names) / sizeof(log_level_names[0]) - 1)
+		return log_level_names[l];
+	return "unknown";
+}
+
+/* ---- key table helpers ----------------------------------------------- */
+
+static void *field_of(void *base, const struct key *k)
+{
+	return (char *)base + k->off;
+}
+
+static const struct key *find_key(enum section_id sec, const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (keys[i].section == sec && strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static int find_choice(const char *const *choices, const char *value)
+{
+	for (int i = 0; choices[i]; i++) {
+		if (strcmp(choices[i], value) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* What a key expects, for "bad value" and "empty value" messages. */
+static const char *expected(const struct key *k, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	switch (k->type) {
+	case T_STRING: return "expected some text";
+	case T_PATH: return "must be an absolute path";
+	case T_BOOL: return "expected yes or no (also true/false, on/off, 1/0)";
+	case T_U32: return "expected a whole number from 0 to 4294967295";
+	case T_DURATION: return "expected a duration like 30s, 500ms, 2m";
+	case T_SIZE: return "expected a size like 512M, 4G, 1.5G";
+	case T_ENV_LIST: return "expected NAME=VALUE";
+	case T_NAME_LIST: return "expected variable names or PREFIX*, separated by commas";
+	case T_ENUM:
+		break;
+	}
+	len = (size_t)snprintf(buf, size, "expected one of");
+	for (size_t i = 0; k->choices[i] && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s %s", i ? "," : "",
+					k->choices[i]);
+	return buf;
+}
+
+static int bad_value(const struct key *k, const char *value, const char *source,
+		     struct cvm_error *err)
+{
+	char buf[128];
+
+	if (errno == ERANGE)
+		return cvm_error_set(err, 0, "%s: bad value '%s' for %s: out of range, %s",
+				     source, value, k->name, expected(k, buf, sizeof(buf)));
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: %s", source, value, k->name,
+			     expected(k, buf, sizeof(buf)));
+}
+
+/* Scalars, shared by the defaults and cvm_config_set(); errno on failure. */
+static int parse_scalar(const struct key *k, const char *value, void *field)
+{
+	int i;
+
+	switch (k->type) {
+	case T_BOOL: return cvm_parse_bool(value, field);
+	case T_U32: return cvm_parse_u32(value, field);
+	case T_DURATION: return cvm_parse_duration_ms(value, field);
+	case T_SIZE: return cvm_parse_size(value, field);
+	case T_ENUM:
+		i = find_choice(k->choices, value);
+		if (i < 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		*(int *)field = i;
+		return 0;
+	case T_STRING:
+	case T_PATH:
+	case T_ENV_LIST:
+	case T_NAME_LIST:
+		break;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* ---- strings and lists ------------------------------------------------ */
+
+static void free_string(const struct key *k, char **field)
+{
+	if (*field != k->def)
+		free(*field);
+	*field = NULL;
+}
+
+static int set_string(const struct key *k, void *base, const char *value,
+		      const char *source, struct cvm_error *err)
+{
+	char **field = field_of(base, k);
+	char *copy;
+
+	if (k->type == T_PATH && value[0] != '/')
+		return bad_value(k, value, source, err);
+	if (k->check && k->check(k, value, source, err) < 0)
+		return -1;
+	copy = strdup(value);
+	if (!copy)
+		return cvm_error_set(err, ENOMEM, "%s: %s", source, k->name);
+	free_string(k, field);
+	*field = copy;
+	return 0;
+}
+
+static void list_clear(char ***list, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*list)[i]);
+	if (*list != empty_list)
+		free(*list);
+	*list = empty_list;
+	*n = 0;
+}
+
+/* Takes ownership of @entry. */
+static int list_append(char ***list, size_t *n, char *entry)
+{
+	char **old = *list == empty_list ? NULL : *list;
+	char **grown = realloc(old, (*n + 2) * sizeof(*grown));
+
+	if (!grown) {
+		free(entry);
+		return -1;
+	}
+	grown[(*n)++] = entry;
+	grown[*n] = NULL;
+	*list = grown;
+	return 0;
+}
+
+static bool is_name_start(char c)
+{
+	return isalpha((unsigned char)c) || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Length of a [A-Za-z_][A-Za-z0-9_]* variable name at @s, 0 if none. */
+static size_t name_len(const char *s, size_t max)
+{
+	size_t i = 0;
+
+	if (max == 0 || !is_name_start(s[0]))
+		return 0;
+	while (i < max && is_name_char(s[i]))
+		i++;
+	return i;
+}
+
+/* Next token of @s delimited by any of @seps; NULL at the end. */
+static const char *next_token(const char **s, const char *seps, size_t *len)
+{
+	const char *t = *s + strspn(*s, seps);
+
+	if (*t == '\0')
+		return NULL;
+	*len = strcspn(t, seps);
+	*s = t + *len;
+	return t;
+}
+
+static bool valid_env_entry(const char *t, size_t len)
+{
+	size_t n = name_len(t, len);
+
+	return n > 0 && n < len && t[n] == '=';
+}
+
+static bool valid_pass_name(const char *t, size_t len)
+{
+	size_t n = name_len(t, len);
+
+	/* A bare "*" would pass the whole outer environment: name a prefix. */
+	return n == len || (n > 0 && n + 1 == len && t[n] == '*');
+}
+
+/* A later NAME=VALUE replaces an earlier one, so that layers override per
+ * variable instead of piling up duplicates. */
+static int env_put(char ***list, size_t *n, const char *t, size_t len)
+{
+	size_t name = strcspn(t, "=") + 1;
+	char *entry = strndup(t, len);
+
+	if (!entry)
+		return -1;
+	for (size_t i = 0; i < *n; i++) {
+		if (strncmp((*list)[i], entry, name) == 0) {
+			free((*list)[i]);
+			(*list)[i] = entry;
+			return 0;
+		}
+	}
+	return list_append(list, n, entry);
+}
+
+static int pass_put(char ***list, size_t *n, const char *t, size_t len)
+{
+	char *entry;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (strlen((*list)[i]) == len && strncmp((*list)[i], t, len) == 0)
+			return 0;
+	}
+	entry = strndup(t, len);
+	if (!entry)
+		return -1;
+	return list_append(list, n, entry);
+}
+
+/* Empty clears the list; otherwise every entry is checked before any is
+ * added, so a bad value leaves the list as it was. */
+static int set_list(const struct key *k, void *base, const char *value, const char *source,
+		    struct cvm_error *err)
+{
+	bool env = k->type == T_ENV_LIST;
+	const char *seps = env ? "\n" : ", \t\n";
+	char ***list = field_of(base, k);
+	size_t *n = (size_t *)((char *)base + k->count_off);
+	const char *p = value, *t;
+	size_t len;
+
+	if (value[0] == '\0') {
+		list_clear(list, n);
+		return 0;
+	}
+	while ((t = next_token(&p, seps, &len))) {
+		if (!(env ? valid_env_entry(t, len) : valid_pass_name(t, len)))
+			return cvm_error_set(err, 0, "%s: bad entry '%.*s' for %s: %s", source,
+					     (int)len, t, k->name,
+					     env ? "expected NAME=VALUE, one per line"
+						 : "expected a variable name or PREFIX*");
+	}
+	for (p = value; (t = next_token(&p, seps, &len));) {
+		if ((env ? env_put : pass_put)(list, n, t, len) < 0)
+			return cvm_error_set(err, ENOMEM, "%s: %s", source, k->name);
+	}
+	return 0;
+}
+
+/* ---- extra checks ----------------------------------------------------- */
+
+/* sethostname() takes at most 64 bytes; RFC 1123 characters catch typos. */
+static int check_hostname(const struct key *k, const char *value, const char *source,
+			  struct cvm_error *err)
+{
+	size_t len = strlen(value);
+
+	if (len <= 64 && value[0] != '-' && value[0] != '.' &&
+	    strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == len)
+		return 0;
+	return cvm_error_set(err, 0,
+			     "%s: bad value '%s' for %s: expected at most 64 letters, digits, "
+			     "'-' and '.'", source, value, k->name);
+}
+
+static int check_network(const struct key *k, const char *value, const char *source,
+			 struct cvm_error *err)
+{
+	if (strcmp(value, "host") == 0)
+		return 0;
+	if (strcmp(value, "private") == 0)
+		return cvm_error_set(err, 0, "%s: %s = private is not implemented yet; use host",
+				     source, k->name);
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected host", source, value,
+			     k->name);
+}
+
+/* ---- init / free ------------------------------------------------------ */
+
+static void init_key(const struct key *k, void *base)
+{
+	void *field = field_of(base, k);
+
+	switch (k->type) {
+	case T_STRING:
+	case T_PATH:
+		/* Not a copy: see the ownership note at the top. */
+		*(char **)field = (char *)k->def;
+		return;
+	case T_ENV_LIST:
+	case T_NAME_LIST:
+		*(char ***)field = empty_list;
+		*(size_t *)((char *)base + k->count_off) = 0;
+		return;
+	case T_BOOL:
+	case T_U32:
+	case T_DURATION:
+	case T_SIZE:
+	case T_ENUM:
+		break;
+	}
+	/* Defaults are written in the table above; a bad one is a build bug. */
+	if (k->def && parse_scalar(k, k->def, field) < 0)
+		abort();
+}
+
+static void init_section(void *base, enum section_id sec)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (keys[i].section == sec)
+			init_key(&keys[i], base);
+	}
+}
+
+static void free_section(void *base, enum section_id sec)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &keys[i];
+
+		if (k->section != sec)
+			continue;
+		if (k->type == T_STRING || k->type == T_PATH)
+			free_string(k, field_of(base, k));
+		else if (k->type == T_ENV_LIST || k->type == T_NAME_LIST)
+			list_clear(field_of(base, k), (size_t *)((char *)base + k->count_off));
+	}
+}
+
+void cvm_config_init(struct cvm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	init_section(c, SEC_SUPERVISOR);
+	init_section(c, SEC_WORKSPACE);
+	init_section(c, SEC_DEVICES);
+}
+
+void cvm_config_free(struct cvm_config *c)
+{
+	if (!c)
+		return;
+	free_section(c, SEC_SUPERVISOR);
+	free_section(c, SEC_WORKSPACE);
+	free_section(c, SEC_DEVICES);
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		free_section(&c->mounts[i], SEC_MOUNT);
+		free(c->mounts[i].name);
+	}
+	free(c->mounts);
+	free(c->config_path);
+	memset(c, 0, sizeof(*c));
+}
+
+/* ---- sections --------------------------------------------------------- */
+
+#define MOUNT_NAME_MAX 64
+
+/* "mount NAME" or "mount \"NAME\"" -> NAME in @name. Returns 0, 1 if the
+ * section is not a mount section at all, or -1 with @err filled. */
+static int parse_mount_section(const char *section, char *name, const char *source,
+			       struct cvm_error *err)
+{
+	const char *s;
+	size_t len;
+
+	if (strncmp(section, "mount", 5) != 0)
+		return 1;
+	s = section + 5;
+	if (*s && !isspace((unsigned char)*s))
+		return 1;
+	while (isspace((unsigned char)*s))
+		s++;
+	len = strlen(s);
+	if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+		s++;
+		len -= 2;
+	}
+	if (len == 0)
+		return cvm_error_set(err, 0, "%s: [%s] needs a name, like [mount \"data\"]",
+				     source, section);
+	if (len > MOUNT_NAME_MAX ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") < len)
+		return cvm_error_set(err, 0,
+				     "%s: bad mount name in [%s]: expected up to %d letters, "
+				     "digits, '_', '.' and '-'", source, section, MOUNT_NAME_MAX);
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return 0;
+}
+
+static struct cvm_mount *find_or_add_mount(struct cvm_config *c, const char *name)
+{
+	struct cvm_mount *grown;
+	char *copy;
+
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		if (strcmp(c->mounts[i].name, name) == 0)
+			return &c->mounts[i];
+	}
+	copy = strdup(name);
+	grown = copy ? realloc(c->mounts, (c->n_mounts + 1) * sizeof(*grown)) : NULL;
+	if (!grown) {
+		free(copy);
+		return NULL;
+	}
+	c->mounts = grown;
+	grown = &c->mounts[c->n_mounts++];
+	memset(grown, 0, sizeof(*grown));
+	init_section(grown, SEC_MOUNT);
+	grown->name = copy;
+	return grown;
+}
+
+static int unknown_section(const char *section, const char *key, const char *source,
+			   struct cvm_error *err)
+{
+	static const char known[] = "[supervisor], [workspace], [devices] or [mount \"NAME\"]";
+
+	if (section[0] == '\0')
+		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",
+				     source, key, known);
+	return cvm_error_set(err, 0, "%s: unknown section [%s]; expected %s", source, section,
+			     known);
+}
+
+/* Resolves @section to a section id and the struct its keys live in. */
+static int resolve_section(struct cvm_config *c, const char *section, const char *key,
+			   const char *source, enum section_id *sec, void **base,
+			   struct cvm_error *err)
+{
+	char name[MOUNT_NAME_MAX + 1];
+	int r;
+
+	for (int i = SEC_SUPERVISOR; i < SEC_MOUNT; i++) {
+		if (strcmp(section, section_names[i]) == 0) {
+			*sec = (enum section_id)i;
+			*base = c;
+			return 0;
+		}
+	}
+	r = parse_mount_section(section, name, source, err);
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		return unknown_section(section, key, source, err);
+	*sec = SEC_MOUNT;
+	*base = find_or_add_mount(c, name);
+	if (!*base)
+		return cvm_error_set(err, ENOMEM, "%s: [%s]", source, section);
+	return 0;
+}
+
+static int unknown_key(enum section_id sec, const char *section, const char *key,
+		       const char *source, struct cvm_error *err)
+{
+	char known[256];
+	size_t len = 0;
+
+	known[0] = '\0';
+	for (size_t i = 0; i < N_KEYS && len < sizeof(known); i++) {
+		if (keys[i].section == sec)
+			len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
+						len ? ", " : "", keys[i].name);
+	}
+	return cvm_error_set(err, 0, "%s: unknown key '%s' in [%s]; expected one of %s", source,
+			     key, section, known);
+}
+
+static int apply(const struct key *k, void *base, const char *value, const char *source,
+		 struct cvm_error *err)
+{
+	char buf[128];
+
+	switch (k->type) {
+	case T_ENV_LIST:
+	case T_NAME_LIST:
+		return set_list(k, base, value, source, err);
+	case T_STRING:
+	case T_PATH:
+	case T_BOOL:
+	case T_U32:
+	case T_DURATION:
+	case T_SIZE:
+	case T_ENUM:
+		break;
+	}
+	if (value[0] == '\0')
+		return cvm_error_set(err, 0, "%s: empty value for %s: %s", source, k->name,
+				     expected(k, buf, sizeof(buf)));
+	if (k->type == T_STRING || k->type == T_PATH)
+		return set_string(k, base, value, source, err);
+	if (parse_scalar(k, value, field_of(base, k)) < 0)
+		return bad_value(k, value, source, err);
+	return 0;
+}
+
+int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
+		   const char *value, const char *source, struct cvm_error *err)
+{
+	const struct key *k;
+	enum section_id sec;
+	void *base;
+
+	if (resolve_section(c, section, key, source, &sec, &base, err) < 0)
+		return -1;
+	k = find_key(sec, key);
+	if (!k)
+		return unknown_key(sec, section, key, source, err);
+	return apply(k, base, value ? value : "", source, err);
+}
+
+/* ---- INI file --------------------------------------------------------- */
+
+struct ini_ctx {
+	struct cvm_config *c;
+	const char *path;
+	FILE *f;
+	struct cvm_error *err;
+	int line;               /* line the reader returned last */
+	int err_line;           /* line of the first handler error, 0: none */
+};
+
+/* inih splits a line longer than its buffer into pieces and parses each as
+ * a line of its own, so a long value would be cut silently: refuse instead. */
+static bool line_truncated(const char *buf, FILE *f)
+{
+	size_t len = strlen(buf);
+	int ch;
+
+	if (len > 0 && buf[len - 1] == '\n')
+		return false;
+	ch = getc(f);
+	if (ch == EOF)
+		return false;
+	ungetc(ch, f);
+	return true;
+}
+
+/* fgets() that counts lines (inih 55 only passes line numbers to handlers
+ * when built with INI_HANDLER_LINENO) and ends the parse at the first error. */
+static char *ini_read_line(char *buf, int size, void *stream)
+{
+	struct ini_ctx *ctx = stream;
+
+	if (ctx->err_line || !fgets(buf, size, ctx->f))
+		return NULL;
+	ctx->line++;
+	if (line_truncated(buf, ctx->f)) {
+		ctx->err_line = ctx->line;
+		cvm_error_set(ctx->err, 0, "%s:%d: line too long (at most %d characters)",
+			      ctx->path, ctx->line, size - 3);
+		return NULL;
+	}
+	return buf;
+}
+
+static int ini_handle(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *ctx = user;
+	char source[PATH_MAX + 32];
+
+	if (ctx->err_line)
+		return 0;
+	snprintf(source, sizeof(source), "%s:%d", ctx->path, ctx->line);
+	if (cvm_config_set(ctx->c, section, name, value, source, ctx->err) < 0) {
+		ctx->err_line = ctx->line;
+		return 0;
+	}
+	return 1;
+}
+
+static int ini_result(struct ini_ctx *ctx, int r)
+{
+	/* inih keeps going after a syntax error, so a handler error may come
+	 * from a later line: report whichever came first. */
+	if (ctx->err_line && (r <= 0 || r >= ctx->err_line))
+		return -1;
+	if (r > 0)
+		return cvm_error_set(ctx->err, 0,
+				     "%s:%d: syntax error: expected [section], key = value or "
+				     "a comment", ctx->path, r);
+	if (r == -2)
+		return cvm_error_set(ctx->err, ENOMEM, "%s", ctx->path);
+	if (ferror(ctx->f))
+		return cvm_error_set(ctx->err, EIO, "%s: read error", ctx->path);
+	return 0;
+}
+
+int cvm_config_load_file(struct cvm_config *c, const char *path, bool must_exist,
+			 struct cvm_error *err)
+{
+	cleanup_file FILE *f = fopen(path, "re");
+	struct ini_ctx ctx = { .c = c, .path = path, .f = f, .err = err };
+	char *copy;
+
+	if (!f) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		return cvm_error_set(err, errno, "%s: cannot open config file", path);
+	}
+	if (ini_result(&ctx, ini_parse_stream(ini_read_line, &ctx, ini_handle, &ctx)) < 0)
+		return -1;
+	copy = strdup(path);
+	if (!copy)
+		return cvm_error_set(err, ENOMEM, "%s", path);
+	free(c->config_path);
+	c->config_path = copy;
+	return 0;
+}
+
+/* ---- environment ------------------------------------------------------ */
+
+/* CVM_<SECTION>_<KEY>=value for the sections below. Other CVM_* names (an
+ * unknown section, CVM_CONFIG, ...) are left alone so that they stay free
+ * for other uses; mounts have no environment form. */
+static int load_env_entry(struct cvm_config *c, const char *entry, struct cvm_error *err)
+{
+	const char *eq = strchr(entry, '=');
+
+	if (!eq || strncmp(entry, "CVM_", 4) != 0)
+		return 0;
+	for (int i = SEC_SUPERVISOR; i < SEC_MOUNT; i++) {
+		const char *sec = section_names[i];
+		size_t skip = 4 + strlen(sec) + 1;
+		cleanup_free char *name = NULL, *key = NULL;
+
+		if (strncasecmp(entry + 4, sec, skip - 5) != 0 || entry[skip - 1] != '_')
+			continue;
+		/* The variable name is the source; its lower-cased tail is the key. */
+		name = strndup(entry, (size_t)(eq - entry));
+		key = name ? strdup(name + skip) : NULL;
+		if (!key)
+			return cvm_error_set(err, ENOMEM, "environment");
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		return cvm_config_set(c, sec, key, eq + 1, name, err);
+	}
+	return 0;
+}
+
+int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err)
+{
+	for (size_t i = 0; envp && envp[i]; i++) {
+		if (load_env_entry(c, envp[i], err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- validation ------------------------------------------------------- */
+
+#define MIN_UID_COUNT 65536
+#define MAX_STOP_TIMEOUT_MS (3600ULL * 1000)
+
+static int validate_ids(const struct cvm_config *c, struct cvm_error *err)
+{
+	if (c->uid_base == 0)
+		return cvm_error_set(err, 0,
+				     "uid_base: 0 would map the workspace's root to the host's "
+				     "root; use a range from /etc/subuid (default 100000)");
+	if (c->uid_count == 0)
+		return cvm_error_set(err, 0, "uid_count: must be at least 1");
+	if (c->uid_count < MIN_UID_COUNT && !c->allow_small_range)
+		return cvm_error_set(err, 0,
+				     "uid_count: %u is below %u; set allow_small_range = yes if "
+				     "you really want that", c->uid_count, MIN_UID_COUNT);
+	/* The last id must stay below 4294967295, which is (uid_t)-1. */
+	if ((uint64_t)c->uid_base + c->uid_count > UINT32_MAX)
+		return cvm_error_set(err, 0,
+				     "uid_count: uid_base %u + uid_count %u goes past 4294967295; "
+				     "lower one of them", c->uid_base, c->uid_count);
+	return 0;
+}
+
+static int validate_rootfs(const struct cvm_config *c, struct cvm_error *err)
+{
+	if (c->rootfs && !c->state)
+		return cvm_error_set(err, 0,
+				     "state is required with rootfs: a persistent directory for "
+				     "the workspace's changes");
+	if (c->state && !c->rootfs)
+		return cvm_error_set(err, 0,
+				     "rootfs is required with state: the unpacked image that "
+				     "state holds changes to");
+	if (c->rootfs && strcmp(c->rootfs, c->state) == 0)
+		return cvm_error_set(err, 0, "state: must be a different directory than rootfs");
+	return 0;
+}
+
+static int validate_mounts(const struct cvm_config *c, struct cvm_error *err)
+{
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		const struct cvm_mount *m = &c->mounts[i];
+
+		if (!m->source)
+			return cvm_error_set(err, 0, "mount \"%s\": source is required (the outer "
+					     "path to mount)", m->name);
+		if (!m->target)
+			return cvm_error_set(err, 0, "mount \"%s\": target is required (the path "
+					     "inside the workspace)", m->name);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->mounts[j].target, m->target) == 0)
+				return cvm_error_set(err, 0,
+						     "mount \"%s\": target %s is also the target "
+						     "of mount \"%s\"", m->name, m->target,
+						     c->mounts[j].name);
+		}
+	}
+	return 0;
+}
+
+int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)
+{
+	if (c->stop_timeout_ms > MAX_STOP_TIMEOUT_MS)
+		return cvm_error_set(err, 0, "stop_timeout: %llu ms is more than 1h",
+				     (unsigned long long)c->stop_timeout_ms);
+	if (validate_ids(c, err) < 0 || validate_rootfs(c, err) < 0 ||
+	    validate_mounts(c, err) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,101 @@
+/* cvm configuration: built-in defaults < INI file < environment < flags.
+ *
+ * Every key lives in one table in config.c (section, key, type, field, doc);
+ * the INI loader, the CVM_<SECTION>_<KEY> environment loader and the command
+ * line all go through cvm_config_set(), so a key is defined exactly once and
+ * every error names where the bad value came from ("cvm.ini:12: ...",
+ * "CVM_SUPERVISOR_STOP_TIMEOUT: ...", "--stop-timeout: ..."). */
+#ifndef CVM_CONFIG_H
+#define CVM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../runtime/error.h"
+
+#define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
+#define CVM_DEFAULT_CONTROL_SOCKET "/run/cvm/control.sock"
+
+enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
+enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
+
+/* Who gets the signals cvm forwards. */
+enum cvm_signal_target {
+	CVM_SIGNAL_CHILD = 0,   /* the main child only (tini default) */
+	CVM_SIGNAL_GROUP,       /* the main child's process group (tini -g) */
+};
+
+struct cvm_mount {
+	char *name;     /* from [mount "NAME"] */
+	char *source;   /* outer path (absolute) */
+	char *target;   /* path inside the workspace (absolute) */
+	bool readonly;
+};
+
+struct cvm_config {
+	/* [supervisor] */
+	uint64_t stop_timeout_ms;       /* grace between SIGTERM and SIGKILL, default 10 s */
+	enum cvm_signal_target signal_target;
+	enum cvm_log_level log_level;
+	enum cvm_log_format log_format;
+	char *control_socket;           /* outer path of the control socket */
+
+	/* [workspace] */
+	char *rootfs;                   /* unpacked image dir; NULL: plain process mode */
+	char *state;                    /* persistent dir (overlay upper/work) */
+	char *init;                     /* "auto" or a command line */
+	char *hostname;
+	uint32_t uid_base;              /* default 100000 */
+	uint32_t uid_count;             /* default 65536 */
+	bool allow_small_range;         /* permit uid_count < 65536 */
+	char *user;                     /* name or uid[:gid] inside */
+	char *workdir;
+	char **env;                     /* NAME=VALUE, NULL-terminated */
+	size_t n_env;
+	char **env_pass;                /* NAME or PREFIX*, NULL-terminated */
+	size_t n_env_pass;
+	char *network;                  /* "host" */
+
+	/* [devices] */
+	bool dev_fuse;
+	bool dev_tun;
+
+	/* [mount "NAME"] */
+	struct cvm_mount *mounts;
+	size_t n_mounts;
+
+	/* what did the user set explicitly (for "auto" decisions later) */
+	char *config_path;              /* file that was loaded, or NULL */
+};
+
+/* Fill in the built-in defaults. */
+void cvm_config_init(struct cvm_config *c);
+void cvm_config_free(struct cvm_config *c);
+
+/* Set one key. @section is "supervisor", "workspace", "devices", or
+ * "mount NAME"; @source names where the value came from and prefixes every
+ * error. Returns 0 or -1 with @err filled. */
+int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
+		   const char *value, const char *source, struct cvm_error *err);
+
+/* Load an INI file. A missing file is an error only when @must_exist. */
+int cvm_config_load_file(struct cvm_config *c, const char *path, bool must_exist,
+			 struct cvm_error *err);
+
+/* Apply CVM_<SECTION>_<KEY>=value entries from @envp (NULL-terminated). */
+int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err);
+
+/* Cross-field checks, after every layer is applied. */
+int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);
+
+/* Value parsers, exposed for the unit tests and the CLI. All return 0 or -1
+ * (with errno EINVAL or ERANGE) and never accept trailing junk. */
+int cvm_parse_size(const char *s, uint64_t *out);          /* "4G", "512M", "1024", "1.5G" */
+int cvm_parse_duration_ms(const char *s, uint64_t *out);   /* "30s", "500ms", "2m", "1h", "10" (s) */
+int cvm_parse_bool(const char *s, bool *out);              /* yes/no/true/false/on/off/1/0 */
+int cvm_parse_u32(const char *s, uint32_t *out);
+
+const char *cvm_log_level_name(enum cvm_log_level l);
+
+#endif

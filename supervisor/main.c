@@ -1,0 +1,57 @@
+/* cvm: one binary, PID 1 of a privileged outer container, that builds and
+ * supervises a VM-like workspace. This file is the command line only. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cvm-version.h"
+#include "supervisor/cli.h"
+#include "supervisor/config.h"
+
+static void usage(FILE *out)
+{
+	fputs("Usage: cvm [COMMAND] [OPTIONS] [-- CMD [ARG...]]\n"
+	      "\n"
+	      "cvm runs as PID 1 of a privileged container and supervises a workspace:\n"
+	      "it reaps every process, forwards signals, and stops everything cleanly.\n"
+	      "\n"
+	      "Commands:\n"
+	      "  run        start and supervise the workspace (the default)\n"
+	      "\n"
+	      "Options:\n"
+	      "  -h, --help      show this help (cvm run --help: every run option)\n"
+	      "  -V, --version   print the version\n"
+	      "\n"
+	      "Examples:\n"
+	      "  cvm run -- /bin/sh               supervise a shell, tini-style\n"
+	      "  cvm --stop-timeout 30s -- myapp  same as 'cvm run ...'\n"
+	      "  cvm run --config ./cvm.ini       everything from a config file\n"
+	      "\n"
+	      "Config: " CVM_DEFAULT_CONFIG_PATH " (INI), CVM_<SECTION>_<KEY> variables,\n"
+	      "then flags; see examples/cvm.ini for every key.\n", out);
+}
+
+int main(int argc, char *argv[])
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (cmd && (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (cmd && (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))) {
+		printf("cvm %s\n", CVM_VERSION);
+		return 0;
+	}
+	/* "cvm" alone, or "cvm --flag ..." / "cvm -- CMD": as an image entrypoint
+	 * the subcommand is optional and means run. */
+	if (!cmd || cmd[0] == '-')
+		return cvm_cmd_run(argc, argv);
+	if (!strcmp(cmd, "run"))
+		return cvm_cmd_run(argc - 1, argv + 1);
+	fprintf(stderr, "cvm: unknown command '%s'; try 'cvm --help'\n", cmd);
+	return 2;
+}

@@ -1,0 +1,159 @@
+/* probe: a static helper the tests run under cvm (and, later, inside the
+ * workspace) to observe behaviour from the inside. One subcommand per check;
+ * output is plain "key value" lines for the shell tests to match. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int cmd_zombies(pid_t ppid);
+
+/* With @count, also count zombies left after a moment: the control case,
+ * where the probe itself is a PID 1 that never reaps. */
+static int cmd_orphans(int n, bool count)
+{
+	/* Each child forks a grandchild and exits at once; the grandchild lives
+	 * a moment and exits, so it becomes a zombie whose parent is gone. */
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return perror("fork"), 1;
+		if (pid == 0) {
+			if (fork() == 0) {
+				usleep(20000);
+				_exit(0);
+			}
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
+	}
+	printf("orphans %d\n", n);
+	if (!count)
+		return 0;
+	usleep(500000);
+	return cmd_zombies(getpid());
+}
+
+/* Count processes in state Z (optionally only children of @ppid). */
+static int cmd_zombies(pid_t ppid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int count = 0;
+
+	if (!d)
+		return perror("/proc"), 1;
+	while ((de = readdir(d))) {
+		char path[300], buf[512], state;
+		long pp;
+		FILE *f;
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *p = strrchr(buf, ')');
+			if (p && sscanf(p + 1, " %c %ld", &state, &pp) == 2 && state == 'Z' &&
+			    (ppid <= 0 || pp == ppid))
+				count++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	printf("zombies %d\n", count);
+	return 0;
+}
+
+/* Print every open fd >= 3 other than the one used to list them. */
+static int cmd_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return perror("/proc/self/fd"), 1;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		char target[256] = "";
+		char path[64];
+		if (!isdigit((unsigned char)de->d_name[0]) || fd < 3 || fd == dirfd(d))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		ssize_t len = readlink(path, target, sizeof(target) - 1);
+		target[len > 0 ? len : 0] = '\0';
+		printf("fd %d %s\n", fd, target);
+		n++;
+	}
+	closedir(d);
+	printf("fds %d\n", n);
+	return 0;
+}
+
+static volatile sig_atomic_t last_sig;
+
+static void on_signal(int sig)
+{
+	last_sig = sig;
+}
+
+/* Report each of HUP/USR1/USR2/TERM/TSTP... received; exit 0 after TERM. */
+static int cmd_sigwait(void)
+{
+	const int sigs[] = { SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, SIGWINCH, SIGQUIT };
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block, old;
+
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		sigaction(sigs[i], &sa, NULL);
+		sigaddset(&block, sigs[i]);
+	}
+	sigprocmask(SIG_BLOCK, &block, &old);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		sigsuspend(&old);
+		printf("got %s\n", strsignal(last_sig));
+		fflush(stdout);
+		if (last_sig == SIGTERM)
+			return 0;
+	}
+}
+
+/* Ignore SIGTERM and sleep: the grace-period test's stubborn child. */
+static int cmd_stubborn(int seconds)
+{
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	printf("ready\n");
+	fflush(stdout);
+	sleep((unsigned)seconds);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+	int arg = argc > 2 ? atoi(argv[2]) : 0;
+
+	if (!strcmp(cmd, "orphans"))
+		return cmd_orphans(arg > 0 ? arg : 100, argc > 3 && !strcmp(argv[3], "count"));
+	if (!strcmp(cmd, "zombies"))
+		return cmd_zombies(arg);
+	if (!strcmp(cmd, "fds"))
+		return cmd_fds();
+	if (!strcmp(cmd, "sigwait"))
+		return cmd_sigwait();
+	if (!strcmp(cmd, "stubborn"))
+		return cmd_stubborn(arg > 0 ? arg : 3600);
+	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S]\n");
+	return 2;
+}
