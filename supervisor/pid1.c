@@ -320,7 +320,6 @@ static bool reap_all(struct cvm_pid1 *p)
 				p->main_status = status;
 				log_debug("main process %d exited, status %d", (int)pid,
 					  cvm_exit_status(status));
-				cvm_pid1_request_stop(p, 0);
 			} else if (p->on_reap) {
 				p->on_reap(p, pid, status, p->on_reap_data);
 			}
@@ -358,8 +357,13 @@ int cvm_pid1_run(struct cvm_pid1 *p)
 
 	for (;;) {
 		/* Reap first: the main child may be gone before we ever sleep. */
-		if (reap_all(p) && p->main_exited)
+		bool none_left = reap_all(p);
+		if (p->main_exited && none_left)
 			break;
+		/* The main child is gone but others live on: stop them. Only now,
+		 * so a plain exit with nothing left behind costs no /proc walk. */
+		if (p->main_exited && !p->stopping)
+			cvm_pid1_request_stop(p, 0);
 		int n = epoll_wait(p->epfd, evs, 8, -1);
 		if (n < 0) {
 			if (errno != EINTR)

@@ -1,0 +1,808 @@
+/* Unit tests for supervisor/config.c: parsers, the INI / environment / flag
+ * layers and their precedence, error messages, validation, and the shipped
+ * examples/cvm.ini. INI files are written to a fresh mkdtemp directory. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "supervisor/config.h"
+
+#define assert_contains(hay, needle) \
+	ck_assert_msg(strstr((hay), (needle)) != NULL, "'%s' does not contain '%s'", (hay), \
+		      (needle))
+
+static char tmpdir[] = "/tmp/cvm-test-config-XXXXXX";
+static char ini_path[sizeof(tmpdir) + 16];
+static struct cvm_config cfg;
+static struct cvm_error err;
+
+static void setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(ini_path, sizeof(ini_path), "%s/cvm.ini", tmpdir);
+	cvm_config_init(&cfg);
+	cvm_error_clear(&err);
+}
+
+static void teardown(void)
+{
+	cvm_config_free(&cfg);
+	unlink(ini_path);
+	rmdir(tmpdir);
+	strcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX");
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static int load_ini(const char *text)
+{
+	write_file(ini_path, text);
+	return cvm_config_load_file(&cfg, ini_path, true, &err);
+}
+
+/* ---- value parsers ---------------------------------------------------- */
+
+static const struct { const char *in; uint64_t out; } good_sizes[] = {
+	{ "0", 0 }, { "1", 1 }, { "1024", 1024 }, { "1B", 1 }, { "1K", 1024 },
+	{ "1k", 1024 }, { "1KB", 1024 }, { "1kib", 1024 }, { "1KiB", 1024 },
+	{ "512M", 512ULL << 20 }, { "4G", 4ULL << 30 }, { "1.5G", 3ULL << 29 },
+	{ "0.5K", 512 }, { "1T", 1ULL << 40 }, { "2tib", 2ULL << 40 },
+	{ "1.0000001K", 1024 }, /* digits past the 6th are dropped */
+	{ "18446744073709551615", UINT64_MAX }, { "16777215T", 16777215ULL << 40 },
+};
+
+START_TEST(test_size_good)
+{
+	uint64_t v = 42;
+
+	ck_assert_msg(cvm_parse_size(good_sizes[_i].in, &v) == 0, "'%s' rejected",
+		      good_sizes[_i].in);
+	ck_assert_uint_eq(v, good_sizes[_i].out);
+}
+END_TEST
+
+static const struct { const char *in; int err; } bad_sizes[] = {
+	{ "", EINVAL }, { "-1", EINVAL }, { "+1", EINVAL }, { "1X", EINVAL },
+	{ " 4G", EINVAL }, { "4G ", EINVAL }, { "4 G", EINVAL }, { "1.5", EINVAL },
+	{ "1.", EINVAL }, { ".5G", EINVAL }, { "1KiBB", EINVAL }, { "1iB", EINVAL },
+	{ "G", EINVAL }, { "1.5.5G", EINVAL }, { "0x10", EINVAL },
+	{ "18446744073709551616", ERANGE }, { "16777216T", ERANGE },
+	{ "99999999999999999999999G", ERANGE }, { "17179869184G", ERANGE },
+};
+
+START_TEST(test_size_bad)
+{
+	uint64_t v = 42;
+
+	errno = 0;
+	ck_assert_msg(cvm_parse_size(bad_sizes[_i].in, &v) == -1, "'%s' accepted",
+		      bad_sizes[_i].in);
+	ck_assert_int_eq(errno, bad_sizes[_i].err);
+	ck_assert_uint_eq(v, 42);
+}
+END_TEST
+
+static const struct { const char *in; uint64_t ms; } good_durations[] = {
+	{ "0", 0 }, { "10", 10000 }, { "30s", 30000 }, { "500ms", 500 },
+	{ "2m", 120000 }, { "1h", 3600000 }, { "1.5s", 1500 }, { "0.5m", 30000 },
+	{ "1.5ms", 1 }, { "10S", 10000 }, { "0ms", 0 }, { "1.25h", 4500000 },
+	{ "5124095576030h", 5124095576030ULL * 3600000 },
+};
+
+START_TEST(test_duration_good)
+{
+	uint64_t v = 42;
+
+	ck_assert_msg(cvm_parse_duration_ms(good_durations[_i].in, &v) == 0, "'%s' rejected",
+		      good_durations[_i].in);
+	ck_assert_uint_eq(v, good_durations[_i].ms);
+}
+END_TEST
+
+static const struct { const char *in; int err; } bad_durations[] = {
+	{ "", EINVAL }, { "-1", EINVAL }, { "-1s", EINVAL }, { "10s5", EINVAL },
+	{ "1d", EINVAL }, { " 5s", EINVAL }, { "5s ", EINVAL }, { "5 s", EINVAL },
+	{ "s", EINVAL }, { "1.s", EINVAL }, { "1X", EINVAL }, { "5mss", EINVAL },
+	{ "5124095576031h", ERANGE }, { "99999999999999999999", ERANGE },
+	{ "18446744073709551615s", ERANGE },
+};
+
+START_TEST(test_duration_bad)
+{
+	uint64_t v = 42;
+
+	errno = 0;
+	ck_assert_msg(cvm_parse_duration_ms(bad_durations[_i].in, &v) == -1, "'%s' accepted",
+		      bad_durations[_i].in);
+	ck_assert_int_eq(errno, bad_durations[_i].err);
+	ck_assert_uint_eq(v, 42);
+}
+END_TEST
+
+START_TEST(test_bool)
+{
+	static const char *const yes[] = { "yes", "YES", "True", "on", "1", "On" };
+	static const char *const no[] = { "no", "False", "OFF", "0", "nO" };
+	static const char *const bad[] = { "", "y", "n", "2", "yes ", " no", "enable", "01" };
+	bool b;
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		b = false;
+		ck_assert_int_eq(cvm_parse_bool(yes[i], &b), 0);
+		ck_assert_msg(b, "%s", yes[i]);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		b = true;
+		ck_assert_int_eq(cvm_parse_bool(no[i], &b), 0);
+		ck_assert_msg(!b, "%s", no[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		ck_assert_msg(cvm_parse_bool(bad[i], &b) == -1, "'%s' accepted", bad[i]);
+		ck_assert_int_eq(errno, EINVAL);
+	}
+}
+END_TEST
+
+START_TEST(test_u32)
+{
+	static const struct { const char *in; int err; } bad[] = {
+		{ "", EINVAL }, { "-1", EINVAL }, { "+1", EINVAL }, { "0x10", EINVAL },
+		{ " 1", EINVAL }, { "1 ", EINVAL }, { "12a", EINVAL }, { "1.0", EINVAL },
+		{ "4294967296", ERANGE }, { "99999999999999999999999", ERANGE },
+	};
+	uint32_t v = 7;
+
+	ck_assert_int_eq(cvm_parse_u32("0", &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(cvm_parse_u32("4294967295", &v), 0);
+	ck_assert_uint_eq(v, UINT32_MAX);
+	ck_assert_int_eq(cvm_parse_u32("000100000", &v), 0);
+	ck_assert_uint_eq(v, 100000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		ck_assert_msg(cvm_parse_u32(bad[i].in, &v) == -1, "'%s' accepted", bad[i].in);
+		ck_assert_int_eq(errno, bad[i].err);
+	}
+}
+END_TEST
+
+START_TEST(test_log_level_name)
+{
+	ck_assert_str_eq(cvm_log_level_name(CVM_LOG_ERROR), "error");
+	ck_assert_str_eq(cvm_log_level_name(CVM_LOG_WARN), "warn");
+	ck_assert_str_eq(cvm_log_level_name(CVM_LOG_INFO), "info");
+	ck_assert_str_eq(cvm_log_level_name(CVM_LOG_DEBUG), "debug");
+	ck_assert_str_eq(cvm_log_level_name((enum cvm_log_level)17), "unknown");
+}
+END_TEST
+
+/* ---- defaults and precedence ------------------------------------------ */
+
+START_TEST(test_defaults)
+{
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.signal_target, CVM_SIGNAL_CHILD);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_INFO);
+	ck_assert_int_eq(cfg.log_format, CVM_LOG_TEXT);
+	ck_assert_str_eq(cfg.control_socket, CVM_DEFAULT_CONTROL_SOCKET);
+	ck_assert_ptr_null(cfg.rootfs);
+	ck_assert_ptr_null(cfg.state);
+	ck_assert_str_eq(cfg.init, "auto");
+	ck_assert_str_eq(cfg.hostname, "cvm");
+	ck_assert_uint_eq(cfg.uid_base, 100000);
+	ck_assert_uint_eq(cfg.uid_count, 65536);
+	ck_assert(!cfg.allow_small_range);
+	ck_assert_str_eq(cfg.user, "root");
+	ck_assert_ptr_null(cfg.workdir);
+	/* Empty lists are still NULL-terminated arrays. */
+	ck_assert_uint_eq(cfg.n_env, 0);
+	ck_assert_ptr_null(cfg.env[0]);
+	ck_assert_uint_eq(cfg.n_env_pass, 0);
+	ck_assert_ptr_null(cfg.env_pass[0]);
+	ck_assert_str_eq(cfg.network, "host");
+	ck_assert(!cfg.dev_fuse && !cfg.dev_tun);
+	ck_assert_uint_eq(cfg.n_mounts, 0);
+	ck_assert_ptr_null(cfg.config_path);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+}
+END_TEST
+
+START_TEST(test_precedence)
+{
+	char *const envp[] = {
+		"CVM_SUPERVISOR_STOP_TIMEOUT=30s",
+		"CVM_WORKSPACE_HOSTNAME=envhost",
+		"CVM_WORKSPACE_ENV=B=3\nC=4",
+		"CVM_DEVICES_TUN=yes",
+		NULL,
+	};
+
+	ck_assert_int_eq(load_ini("[supervisor]\n"
+				  "stop_timeout = 20s\n"
+				  "log_level = debug\n"
+				  "[workspace]\n"
+				  "hostname = filehost\n"
+				  "uid_base = 200000\n"
+				  "env = A=1\n"
+				  "env = B=2\n"
+				  "[devices]\n"
+				  "tun = no\n"
+				  "fuse = yes\n"), 0);
+	ck_assert_str_eq(cfg.config_path, ini_path);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 20000);
+	ck_assert_str_eq(cfg.hostname, "filehost");
+	ck_assert_str_eq(cfg.user, "root");        /* untouched: default */
+
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), 0);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 30000);
+	ck_assert_str_eq(cfg.hostname, "envhost");
+	ck_assert(cfg.dev_tun);
+	ck_assert(cfg.dev_fuse);                   /* untouched: file */
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_DEBUG);
+	ck_assert_uint_eq(cfg.uid_base, 200000);
+	/* env overrides per variable: B replaced, C added, A kept. */
+	ck_assert_uint_eq(cfg.n_env, 3);
+	ck_assert_str_eq(cfg.env[0], "A=1");
+	ck_assert_str_eq(cfg.env[1], "B=3");
+	ck_assert_str_eq(cfg.env[2], "C=4");
+	ck_assert_ptr_null(cfg.env[3]);
+
+	ck_assert_int_eq(cvm_config_set(&cfg, "supervisor", "stop_timeout", "40s",
+					"--stop-timeout", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "hostname", "flaghost", "--hostname",
+					&err), 0);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 40000);
+	ck_assert_str_eq(cfg.hostname, "flaghost");
+	ck_assert_uint_eq(cfg.uid_base, 200000);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+}
+END_TEST
+
+START_TEST(test_flag_error)
+{
+	ck_assert_int_eq(cvm_config_set(&cfg, "supervisor", "stop_timeout", "abc",
+					"--stop-timeout", &err), -1);
+	ck_assert_str_eq(err.msg, "--stop-timeout: bad value 'abc' for stop_timeout: "
+				  "expected a duration like 30s, 500ms, 2m");
+	ck_assert_int_eq(err.err, 0);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 10000);
+}
+END_TEST
+
+/* A failed set leaves the old value in place. */
+START_TEST(test_failed_set_keeps_value)
+{
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "rootfs", "/img", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "rootfs", "img", "t", &err), -1);
+	ck_assert_str_eq(cfg.rootfs, "/img");
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "env_pass", "A, B", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "env_pass", "C bad-name", "t", &err),
+			 -1);
+	ck_assert_uint_eq(cfg.n_env_pass, 2);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "hostname", "h", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "hostname", "", "t", &err), -1);
+	ck_assert_str_eq(cfg.hostname, "h");
+}
+END_TEST
+
+/* ---- INI files -------------------------------------------------------- */
+
+START_TEST(test_file_all_keys)
+{
+	ck_assert_int_eq(load_ini("; comment\n"
+				  "# another\n"
+				  "\n"
+				  "[supervisor]\n"
+				  "stop_timeout = 1.5m\n"
+				  "signal_target = group\n"
+				  "log_level = warn ; inline comment\n"
+				  "log_format = json\n"
+				  "control_socket = /run/x.sock\n"
+				  "[workspace]\n"
+				  "rootfs = /img\n"
+				  "state = /state\n"
+				  "init = /sbin/init --verbose\n"
+				  "hostname = dev-box.example\n"
+				  "uid_base = 1\n"
+				  "uid_count = 1000\n"
+				  "allow_small_range = yes\n"
+				  "user = 1000:1000\n"
+				  "workdir = /home/u\n"
+				  "env = PATH=/bin:/usr/bin\n"
+				  "  EMPTY=\n"
+				  "env = X=a=b, c\n"
+				  "env_pass = TERM,LANG  LC_*\n"
+				  "env_pass = TERM\n"
+				  "network = host\n"), 0);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, 90000);
+	ck_assert_int_eq(cfg.signal_target, CVM_SIGNAL_GROUP);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_WARN);
+	ck_assert_int_eq(cfg.log_format, CVM_LOG_JSON);
+	ck_assert_str_eq(cfg.control_socket, "/run/x.sock");
+	ck_assert_str_eq(cfg.rootfs, "/img");
+	ck_assert_str_eq(cfg.state, "/state");
+	ck_assert_str_eq(cfg.init, "/sbin/init --verbose");
+	ck_assert_str_eq(cfg.hostname, "dev-box.example");
+	ck_assert_uint_eq(cfg.uid_base, 1);
+	ck_assert_uint_eq(cfg.uid_count, 1000);
+	ck_assert(cfg.allow_small_range);
+	ck_assert_str_eq(cfg.user, "1000:1000");
+	ck_assert_str_eq(cfg.workdir, "/home/u");
+	ck_assert_uint_eq(cfg.n_env, 3);
+	ck_assert_str_eq(cfg.env[0], "PATH=/bin:/usr/bin");
+	ck_assert_str_eq(cfg.env[1], "EMPTY=");     /* continuation line */
+	ck_assert_str_eq(cfg.env[2], "X=a=b, c");
+	ck_assert_uint_eq(cfg.n_env_pass, 3);       /* TERM only once */
+	ck_assert_str_eq(cfg.env_pass[0], "TERM");
+	ck_assert_str_eq(cfg.env_pass[1], "LANG");
+	ck_assert_str_eq(cfg.env_pass[2], "LC_*");
+	ck_assert_ptr_null(cfg.env_pass[3]);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+}
+END_TEST
+
+START_TEST(test_file_list_clear)
+{
+	ck_assert_int_eq(load_ini("[workspace]\n"
+				  "env = A=1\n"
+				  "env_pass = A\n"
+				  "env =\n"
+				  "env_pass =\n"
+				  "env = B=2\n"), 0);
+	ck_assert_uint_eq(cfg.n_env, 1);
+	ck_assert_str_eq(cfg.env[0], "B=2");
+	ck_assert_uint_eq(cfg.n_env_pass, 0);
+	ck_assert_ptr_null(cfg.env_pass[0]);
+}
+END_TEST
+
+START_TEST(test_file_crlf_bom)
+{
+	ck_assert_int_eq(load_ini("\xef\xbb\xbf[supervisor]\r\n"
+				  "log_level = debug\r\n"
+				  "[workspace]\r\n"
+				  "rootfs = /img\r\n"), 0);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_DEBUG);
+	ck_assert_str_eq(cfg.rootfs, "/img");
+}
+END_TEST
+
+START_TEST(test_file_later_value_wins)
+{
+	ck_assert_int_eq(load_ini("[supervisor]\nlog_level = debug\n"
+				  "[workspace]\nuser = a\n"
+				  "[supervisor]\nlog_level = error\n"), 0);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_ERROR);
+	ck_assert_str_eq(cfg.user, "a");
+}
+END_TEST
+
+START_TEST(test_file_missing)
+{
+	char path[sizeof(tmpdir) + 32];
+
+	snprintf(path, sizeof(path), "%s/nope.ini", tmpdir);
+	ck_assert_int_eq(cvm_config_load_file(&cfg, path, false, &err), 0);
+	ck_assert_ptr_null(cfg.config_path);
+	ck_assert_int_eq(cvm_config_load_file(&cfg, path, true, &err), -1);
+	ck_assert_int_eq(err.err, ENOENT);
+	assert_contains(err.msg, path);
+	assert_contains(err.msg, "No such file or directory");
+	ck_assert_ptr_null(cfg.config_path);
+}
+END_TEST
+
+/* A directory is not a missing file: an error even when optional. */
+START_TEST(test_file_unreadable)
+{
+	ck_assert_int_eq(cvm_config_load_file(&cfg, tmpdir, false, &err), -1);
+	assert_contains(err.msg, tmpdir);
+}
+END_TEST
+
+START_TEST(test_file_long_line)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "[workspace]\n\nrootfs = /%0300d\n", 0);
+	ck_assert_int_eq(load_ini(text), -1);
+	assert_contains(err.msg, "cvm.ini:3: line too long");
+	ck_assert_ptr_null(cfg.rootfs);
+}
+END_TEST
+
+/* inih keeps parsing after a syntax error; the first error must win. */
+START_TEST(test_file_first_error_wins)
+{
+	ck_assert_int_eq(load_ini("[supervisor]\nno equals here\nlog_level = loud\n"), -1);
+	assert_contains(err.msg, "cvm.ini:2: syntax error");
+	ck_assert_int_eq(load_ini("[supervisor]\nlog_level = loud\nno equals here\n"), -1);
+	assert_contains(err.msg, "cvm.ini:2: bad value 'loud' for log_level");
+	/* Stops at the first error: line 3 is never applied. */
+	cvm_config_free(&cfg);
+	cvm_config_init(&cfg);
+	ck_assert_int_eq(load_ini("[supervisor]\nlog_level = loud\nlog_format = json\n"), -1);
+	ck_assert_int_eq(cfg.log_format, CVM_LOG_TEXT);
+	ck_assert_ptr_null(cfg.config_path);
+}
+END_TEST
+
+/* One bad line per entry: the message must name the file and line, the key
+ * (or section), and say what was expected. */
+static const struct {
+	const char *ini;
+	int line;
+	const char *key;
+	const char *hint;
+} bad_files[] = {
+	{ "[supervisor]\nstop_timeout = abc\n", 2, "stop_timeout", "expected a duration like 30s" },
+	{ "[supervisor]\n\n# c\nstop_timeout = -1\n", 4, "stop_timeout", "expected a duration" },
+	{ "[supervisor]\nstop_timeout = 10s5\n", 2, "'10s5' for stop_timeout", "500ms" },
+	{ "[supervisor]\nstop_timeout = 99999999999999999999\n", 2, "stop_timeout",
+	  "out of range" },
+	{ "[supervisor]\nstop_timeout =\n", 2, "empty value for stop_timeout", "expected a duration" },
+	{ "[supervisor]\nsignal_target = parent\n", 2, "signal_target", "child, group" },
+	{ "[supervisor]\nlog_level = verbose\n", 2, "log_level", "error, warn, info, debug" },
+	{ "[supervisor]\nlog_format = xml\n", 2, "log_format", "expected one of text, json" },
+	{ "[supervisor]\ncontrol_socket = run/c.sock\n", 2, "control_socket",
+	  "must be an absolute path" },
+	{ "[supervisor]\nstop_timout = 5s\n", 2, "unknown key 'stop_timout' in [supervisor]",
+	  "stop_timeout" },
+	{ "[resources]\nmemroy = 4G\n", 2, "unknown section [resources]", "[workspace]" },
+	{ "stop_timeout = 5s\n", 1, "'stop_timeout'", "outside any section" },
+	{ "[workspace]\nrootfs = relative/img\n", 2, "rootfs", "must be an absolute path" },
+	{ "[workspace]\nstate = ./state\n", 2, "state", "must be an absolute path" },
+	{ "[workspace]\nworkdir = home\n", 2, "workdir", "must be an absolute path" },
+	{ "[workspace]\nrootfs =\n", 2, "empty value for rootfs", "absolute path" },
+	{ "[workspace]\nuid_base = -5\n", 2, "uid_base", "whole number from 0 to 4294967295" },
+	{ "[workspace]\nuid_count = 4294967296\n", 2, "uid_count", "out of range" },
+	{ "[workspace]\nuid_count = 12abc\n", 2, "uid_count", "whole number" },
+	{ "[workspace]\nallow_small_range = maybe\n", 2, "allow_small_range", "yes or no" },
+	{ "[workspace]\nhostname = bad_host!\n", 2, "hostname", "letters, digits" },
+	{ "[workspace]\nhostname =\n", 2, "empty value for hostname", "expected" },
+	{ "[workspace]\ninit =\n", 2, "empty value for init", "expected some text" },
+	{ "[workspace]\nuser =\n", 2, "empty value for user", "expected some text" },
+	{ "[workspace]\nnetwork = private\n", 2, "network = private",
+	  "not implemented yet; use host" },
+	{ "[workspace]\nnetwork = bridge\n", 2, "network", "expected host" },
+	{ "[workspace]\nenv = NOEQUALS\n", 2, "'NOEQUALS' for env", "NAME=VALUE" },
+	{ "[workspace]\nenv = 1FOO=bar\n", 2, "env", "NAME=VALUE" },
+	{ "[workspace]\nenv = =bar\n", 2, "env", "NAME=VALUE" },
+	{ "[workspace]\nenv_pass = FOO,BAD-NAME\n", 2, "'BAD-NAME' for env_pass",
+	  "variable name or PREFIX*" },
+	{ "[workspace]\nenv_pass = *\n", 2, "env_pass", "PREFIX*" },
+	{ "[workspace]\nenv_pass = A*B\n", 2, "env_pass", "PREFIX*" },
+	{ "[workspace]\nrootfs = /x\nmemory = 4G\n", 3, "unknown key 'memory' in [workspace]",
+	  "uid_count" },
+	{ "[devices]\nfuse = maybe\n", 2, "fuse", "yes or no" },
+	{ "[devices]\ngpu = yes\n", 2, "unknown key 'gpu' in [devices]", "fuse, tun" },
+	{ "[mount \"data\"]\nsource = data\n", 2, "source", "must be an absolute path" },
+	{ "[mount \"data\"]\nreadonly = ro\n", 2, "readonly", "yes or no" },
+	{ "[mount \"data\"]\nsize = 1G\n", 2, "unknown key 'size' in [mount \"data\"]",
+	  "source, target, readonly" },
+	{ "[mount \"bad name!\"]\nsource = /x\n", 2, "bad mount name", "letters" },
+	{ "[mount \"\"]\nsource = /x\n", 2, "[mount \"\"]", "needs a name" },
+	{ "[mount]\nsource = /x\n", 2, "[mount]", "needs a name" },
+	{ "[mounts]\nsource = /x\n", 2, "unknown section [mounts]", "[mount \"NAME\"]" },
+	{ "[supervisor\nlog_level = info\n", 1, "syntax error", "expected [section]" },
+	{ "[supervisor]\nlog_level = info\njust words\n", 3, "syntax error", "key = value" },
+};
+
+START_TEST(test_file_bad)
+{
+	char where[32];
+
+	snprintf(where, sizeof(where), "cvm.ini:%d: ", bad_files[_i].line);
+	ck_assert_msg(load_ini(bad_files[_i].ini) == -1, "accepted: %s", bad_files[_i].ini);
+	ck_assert_int_eq(strncmp(err.msg, ini_path, strlen(ini_path)), 0);
+	assert_contains(err.msg, where);
+	assert_contains(err.msg, bad_files[_i].key);
+	assert_contains(err.msg, bad_files[_i].hint);
+	ck_assert_ptr_null(cfg.config_path);
+}
+END_TEST
+
+/* ---- mounts ----------------------------------------------------------- */
+
+START_TEST(test_mounts)
+{
+	ck_assert_int_eq(load_ini("[mount \"data\"]\n"
+				  "source = /srv/data\n"
+				  "target = /data\n"
+				  "[mount logs]\n"
+				  "source = /var/log/ws\n"
+				  "[mount \"data\"]\n"
+				  "readonly = yes\n"
+				  "[mount   \"logs\"]\n"
+				  "target = /logs\n"), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "mount cache", "source", "/c", "--mount", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "mount \"cache\"", "target", "/cache", "--mount",
+					&err), 0);
+	ck_assert_uint_eq(cfg.n_mounts, 3);
+	ck_assert_str_eq(cfg.mounts[0].name, "data");
+	ck_assert_str_eq(cfg.mounts[0].source, "/srv/data");
+	ck_assert_str_eq(cfg.mounts[0].target, "/data");
+	ck_assert(cfg.mounts[0].readonly);
+	ck_assert_str_eq(cfg.mounts[1].name, "logs");
+	ck_assert_str_eq(cfg.mounts[1].source, "/var/log/ws");
+	ck_assert_str_eq(cfg.mounts[1].target, "/logs");
+	ck_assert(!cfg.mounts[1].readonly);
+	ck_assert_str_eq(cfg.mounts[2].name, "cache");
+	ck_assert_str_eq(cfg.mounts[2].target, "/cache");
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+}
+END_TEST
+
+/* ---- environment ------------------------------------------------------ */
+
+START_TEST(test_env_keys)
+{
+	char *const envp[] = {
+		"HOME=/root",
+		"CVM_CONFIG=/etc/other.ini",            /* not a section: free for others */
+		"CVM_FOO_BAR=1",
+		"CVM_MOUNT_DATA_SOURCE=relative",       /* mounts have no env form */
+		"CVM_SUPERVISOR",
+		"CVM_SUPERVISOR_LOG_LEVEL=debug",
+		"CVM_SUPERVISOR_SIGNAL_TARGET=group",
+		"CVM_WORKSPACE_ENV_PASS=TERM,LANG LC_*",
+		"CVM_WORKSPACE_ENV=A=1, with comma\n\nB=two words\n",
+		"CVM_WORKSPACE_UID_COUNT=131072",
+		"CVM_WORKSPACE_ALLOW_SMALL_RANGE=true",
+		"CVM_DEVICES_FUSE=on",
+		NULL,
+	};
+
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), 0);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_DEBUG);
+	ck_assert_int_eq(cfg.signal_target, CVM_SIGNAL_GROUP);
+	ck_assert_uint_eq(cfg.n_env_pass, 3);
+	ck_assert_str_eq(cfg.env_pass[2], "LC_*");
+	ck_assert_uint_eq(cfg.n_env, 2);
+	ck_assert_str_eq(cfg.env[0], "A=1, with comma");
+	ck_assert_str_eq(cfg.env[1], "B=two words");
+	ck_assert_uint_eq(cfg.uid_count, 131072);
+	ck_assert(cfg.allow_small_range);
+	ck_assert(cfg.dev_fuse);
+	ck_assert_uint_eq(cfg.n_mounts, 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, NULL, &err), 0);
+}
+END_TEST
+
+START_TEST(test_env_unknown_key)
+{
+	char *const envp[] = { "CVM_SUPERVISOR_FOO=1", NULL };
+
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), -1);
+	assert_contains(err.msg, "CVM_SUPERVISOR_FOO: unknown key 'foo' in [supervisor]");
+	assert_contains(err.msg, "stop_timeout");
+}
+END_TEST
+
+START_TEST(test_env_bad_values)
+{
+	static const struct { const char *var; const char *msg; } bad[] = {
+		{ "CVM_WORKSPACE_UID_COUNT=lots",
+		  "CVM_WORKSPACE_UID_COUNT: bad value 'lots' for uid_count: expected a whole number" },
+		{ "CVM_SUPERVISOR_STOP_TIMEOUT= 5s",
+		  "CVM_SUPERVISOR_STOP_TIMEOUT: bad value ' 5s' for stop_timeout" },
+		{ "CVM_DEVICES_TUN=", "CVM_DEVICES_TUN: empty value for tun: expected yes or no" },
+		{ "CVM_WORKSPACE_ENV=A=1\nbroken", "CVM_WORKSPACE_ENV: bad entry 'broken' for env" },
+		{ "CVM_WORKSPACE_ROOTFS=img", "CVM_WORKSPACE_ROOTFS: bad value 'img' for rootfs: "
+					      "must be an absolute path" },
+		{ "CVM_DEVICES_GPU=1", "CVM_DEVICES_GPU: unknown key 'gpu' in [devices]" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *envp[] = { (char *)bad[i].var, NULL };
+
+		ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), -1);
+		assert_contains(err.msg, bad[i].msg);
+	}
+	ck_assert_uint_eq(cfg.n_env, 0);
+}
+END_TEST
+
+/* ---- validation ------------------------------------------------------- */
+
+START_TEST(test_validate)
+{
+	static const struct {
+		const char *section, *key, *value;
+		const char *msg;
+	} cases[] = {
+		{ "workspace", "uid_base", "0", "uid_base: " },
+		{ "workspace", "uid_count", "1000",
+		  "uid_count: 1000 is below 65536; set allow_small_range = yes if you really "
+		  "want that" },
+		{ "workspace", "uid_base", "4294901760", "uid_count: " }, /* + 65536 = 2^32 */
+		{ "workspace", "rootfs", "/img",
+		  "state is required with rootfs: a persistent directory for the workspace's "
+		  "changes" },
+		{ "workspace", "state", "/st", "rootfs is required with state" },
+		{ "supervisor", "stop_timeout", "61m", "stop_timeout: " },
+		{ "mount \"data\"", "target", "/data", "mount \"data\": source is required" },
+		{ "mount \"data\"", "source", "/srv", "mount \"data\": target is required" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cvm_config c;
+
+		cvm_config_init(&c);
+		ck_assert_int_eq(cvm_config_set(&c, cases[i].section, cases[i].key, cases[i].value,
+						"test", &err), 0);
+		ck_assert_msg(cvm_config_validate(&c, &err) == -1, "%s accepted", cases[i].key);
+		ck_assert_msg(strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)) == 0,
+			      "'%s' does not start with '%s'", err.msg, cases[i].msg);
+		cvm_config_free(&c);
+	}
+}
+END_TEST
+
+START_TEST(test_validate_ok_edges)
+{
+	ck_assert_int_eq(load_ini("[supervisor]\nstop_timeout = 1h\n"
+				  "[workspace]\nuid_base = 4294901759\nuid_count = 65536\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+	ck_assert_int_eq(load_ini("[workspace]\nuid_count = 1000\nallow_small_range = yes\n"
+				  "uid_base = 1\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+	ck_assert_int_eq(load_ini("[workspace]\nuid_count = 0\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	assert_contains(err.msg, "uid_count: ");
+}
+END_TEST
+
+START_TEST(test_validate_rootfs_pairs)
+{
+	ck_assert_int_eq(load_ini("[workspace]\nrootfs = /img\nstate = /img\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	assert_contains(err.msg, "state: ");
+	ck_assert_int_eq(load_ini("[workspace]\nstate = /st\n"
+				  "[mount a]\nsource = /a\ntarget = /t\n"
+				  "[mount b]\nsource = /b\ntarget = /t\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	ck_assert_str_eq(err.msg, "mount \"b\": target /t is also the target of mount \"a\"");
+}
+END_TEST
+
+/* ---- examples/cvm.ini ------------------------------------------------- */
+
+static char *example_path(void)
+{
+	const char *root = getenv("CVM_SOURCE_ROOT");
+	char *path;
+
+	ck_assert_msg(root != NULL, "CVM_SOURCE_ROOT is not set (tests/unit/meson.build sets it)");
+	ck_assert_int_ge(asprintf(&path, "%s/examples/cvm.ini", root), 0);
+	return path;
+}
+
+START_TEST(test_example_parses)
+{
+	char *path = example_path();
+	struct cvm_config def;
+
+	ck_assert_int_eq(cvm_config_load_file(&cfg, path, true, &err), 0);
+	ck_assert_str_eq(cfg.config_path, path);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+	/* Everything is commented out: the file changes nothing. */
+	cvm_config_init(&def);
+	ck_assert_uint_eq(cfg.stop_timeout_ms, def.stop_timeout_ms);
+	ck_assert_str_eq(cfg.hostname, def.hostname);
+	ck_assert_ptr_null(cfg.rootfs);
+	ck_assert_uint_eq(cfg.n_mounts, 0);
+	cvm_config_free(&def);
+	free(path);
+}
+END_TEST
+
+/* Uncommenting every "#key = value" example (and the mount header) must give
+ * a valid config, and every key must have such an example. */
+START_TEST(test_example_values)
+{
+	static const char *const all_keys[] = {
+		"stop_timeout", "signal_target", "log_level", "log_format", "control_socket",
+		"rootfs", "state", "init", "hostname", "uid_base", "uid_count",
+		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "fuse",
+		"tun", "source", "target", "readonly",
+	};
+	char *path = example_path();
+	FILE *in = fopen(path, "r"), *out = fopen(ini_path, "w");
+	char line[512], text[65536] = "";
+
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(out);
+	while (fgets(line, sizeof(line), in)) {
+		bool example = line[0] == '#' && (line[1] == '[' || (line[1] >= 'a' &&
+				line[1] <= 'z' && strstr(line, " = ")));
+
+		fputs(example ? line + 1 : line, out);
+		if (example)
+			strncat(text, line, sizeof(text) - strlen(text) - 1);
+	}
+	fclose(in);
+	fclose(out);
+	for (size_t i = 0; i < sizeof(all_keys) / sizeof(all_keys[0]); i++) {
+		char needle[64];
+
+		snprintf(needle, sizeof(needle), "#%s = ", all_keys[i]);
+		assert_contains(text, needle);
+	}
+	ck_assert_msg(cvm_config_load_file(&cfg, ini_path, true, &err) == 0, "%s", err.msg);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_ptr_nonnull(cfg.rootfs);
+	ck_assert_uint_eq(cfg.n_mounts, 1);
+	free(path);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *parsers = tcase_create("parsers");
+	TCase *layers = tcase_create("layers");
+	TCase *validate = tcase_create("validate");
+
+#define N(a) (int)(sizeof(a) / sizeof((a)[0]))
+	tcase_add_loop_test(parsers, test_size_good, 0, N(good_sizes));
+	tcase_add_loop_test(parsers, test_size_bad, 0, N(bad_sizes));
+	tcase_add_loop_test(parsers, test_duration_good, 0, N(good_durations));
+	tcase_add_loop_test(parsers, test_duration_bad, 0, N(bad_durations));
+	tcase_add_test(parsers, test_bool);
+	tcase_add_test(parsers, test_u32);
+	tcase_add_test(parsers, test_log_level_name);
+	suite_add_tcase(s, parsers);
+
+	tcase_add_checked_fixture(layers, setup, teardown);
+	tcase_add_test(layers, test_defaults);
+	tcase_add_test(layers, test_precedence);
+	tcase_add_test(layers, test_flag_error);
+	tcase_add_test(layers, test_failed_set_keeps_value);
+	tcase_add_test(layers, test_file_all_keys);
+	tcase_add_test(layers, test_file_list_clear);
+	tcase_add_test(layers, test_file_crlf_bom);
+	tcase_add_test(layers, test_file_later_value_wins);
+	tcase_add_test(layers, test_file_missing);
+	tcase_add_test(layers, test_file_unreadable);
+	tcase_add_test(layers, test_file_long_line);
+	tcase_add_test(layers, test_file_first_error_wins);
+	tcase_add_loop_test(layers, test_file_bad, 0, N(bad_files));
+	tcase_add_test(layers, test_mounts);
+	tcase_add_test(layers, test_env_keys);
+	tcase_add_test(layers, test_env_unknown_key);
+	tcase_add_test(layers, test_env_bad_values);
+	tcase_add_test(layers, test_example_parses);
+	tcase_add_test(layers, test_example_values);
+	suite_add_tcase(s, layers);
+
+	tcase_add_checked_fixture(validate, setup, teardown);
+	tcase_add_test(validate, test_validate);
+	tcase_add_test(validate, test_validate_ok_edges);
+	tcase_add_test(validate, test_validate_rootfs_pairs);
+	suite_add_tcase(s, validate);
+#undef N
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed != 0;
+}
