@@ -62,7 +62,7 @@ static const char *const section_names[] = {
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
-static const char *const signal_target_names[] = { "child", "group", NULL };
+static const char *const signal_target_names[] = { "child", "group", "all", NULL };
 
 /* Lists start out pointing here so that consumers can always walk them. */
 static char *empty_list[] = { NULL };
@@ -79,7 +79,7 @@ static const struct key keys[] = {
 	{ SEC_SUPERVISOR, "stop_timeout", T_DURATION, CFG(stop_timeout_ms), 0, "10s", NULL, NULL,
 	  "grace between SIGTERM and SIGKILL on stop" },
 	{ SEC_SUPERVISOR, "signal_target", T_ENUM, CFG(signal_target), 0, "child",
-	  signal_target_names, NULL, "who gets forwarded signals: the child or its group" },
+	  signal_target_names, NULL, "who gets forwarded signals: the child, its group, or every process" },
 	{ SEC_SUPERVISOR, "log_level", T_ENUM, CFG(log_level), 0, "info", log_level_names, NULL,
 	  "least severe message that is logged" },
 	{ SEC_SUPERVISOR, "log_format", T_ENUM, CFG(log_format), 0, "text", log_format_names, NULL,
@@ -339,7 +339,7 @@ static int bad_value(const struct key *k, const char *value, const char *source,
 	char buf[128];
 
 	if (errno == ERANGE)
-		return cvm_error_set(err, 0, "%s: bad value '%s' for %s: out of range, %s",
+		return cvm_error_set(err, 0, "%s: bad value '%s' for %s: too large; %s",
 				     source, value, k->name, expected(k, buf, sizeof(buf)));
 	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: %s", source, value, k->name,
 			     expected(k, buf, sizeof(buf)));
@@ -1001,9 +1001,11 @@ static int validate_mounts(const struct cvm_config *c, struct cvm_error *err)
 
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)
 {
-	if (c->stop_timeout_ms > MAX_STOP_TIMEOUT_MS)
-		return cvm_error_set(err, 0, "stop_timeout: %llu ms is more than 1h",
-				     (unsigned long long)c->stop_timeout_ms);
+	unsigned long long ms = c->stop_timeout_ms;
+
+	if (ms > MAX_STOP_TIMEOUT_MS)
+		return cvm_error_set(err, 0, "stop_timeout: %llu%s is more than the maximum, 1h",
+				     ms % 1000 ? ms : ms / 1000, ms % 1000 ? "ms" : "s");
 	if (validate_ids(c, err) < 0 || validate_rootfs(c, err) < 0 ||
 	    validate_mounts(c, err) < 0)
 		return -1;

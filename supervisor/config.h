@@ -24,6 +24,7 @@ enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBU
 enum cvm_signal_target {
 	CVM_SIGNAL_CHILD = 0,   /* the main child only (tini default) */
 	CVM_SIGNAL_GROUP,       /* the main child's process group (tini -g) */
+	CVM_SIGNAL_ALL,         /* every process of the workspace */
 };
 
 struct cvm_mount {

@@ -286,6 +286,10 @@ static void forward_signal(struct cvm_pid1 *p, int sig)
 
 	if (p->main_exited || p->main_pid <= 0)
 		return;
+	if (p->signal_target == CVM_SIGNAL_ALL) {
+		p->signal_all(sig, p->signal_all_data);
+		return;
+	}
 	target = p->signal_target == CVM_SIGNAL_GROUP ? -p->main_pid : p->main_pid;
 	if (kill(target, sig) < 0 && errno != ESRCH)
 		log_warn("forward signal %d to %d: %s", sig, (int)target, strerror(errno));

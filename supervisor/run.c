@@ -32,7 +32,7 @@ static const struct run_flag run_flags[] = {
 	  "grace between SIGTERM and SIGKILL on stop (default 10s)" },
 	{ "kill-group", 'g', NULL, "supervisor", "signal_target", "group",
 	  "forward signals to the child's whole process group" },
-	{ "signal-target", 0, "child|group", "supervisor", "signal_target", NULL,
+	{ "signal-target", 0, "child|group|all", "supervisor", "signal_target", NULL,
 	  "who gets forwarded signals (default child)" },
 	{ "log-level", 0, "LEVEL", "supervisor", "log_level", NULL,
 	  "error, warn, info (default) or debug" },

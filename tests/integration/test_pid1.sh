@@ -134,8 +134,8 @@ t_no_orphan_survives_subreaper() { no_orphan_survives ""; }
 t_no_orphan_survives_pid1() { no_orphan_survives as_pid1; }
 
 # With --kill-group a grandchild that the child never forwards to still gets the signal.
-kill_group_case() {   # $1: extra flag; prints whether the grandchild saw USR1
-	"$CVM" run $1 -t 1s -- sh -c "trap '' USR1; $PROBE sigwait > gc & wait" 2>/dev/null &
+kill_group_case() {   # $1: extra flag, $2: "setsid" to put the grandchild in its own session
+	"$CVM" run $1 -t 1s -- sh -c "trap '' USR1; ${2:-} $PROBE sigwait > gc & wait" 2>/dev/null &
 	local cvm=$!
 	wait_for gc ready || return 1
 	kill -USR1 "$cvm"; sleep 0.3
@@ -146,6 +146,13 @@ t_kill_group() {
 	expect_eq "grandchild got USR1 without -g" "$(kill_group_case '')" 0 || return 1
 	rm -f gc
 	expect_eq "grandchild got USR1 with -g" "$(kill_group_case --kill-group)" 1
+}
+
+# --signal-target=all reaches even a process that left the group (setsid).
+t_signal_target_all() {
+	expect_eq "setsid grandchild with -g" "$(kill_group_case --kill-group setsid)" 0 || return 1
+	rm -f gc
+	expect_eq "setsid grandchild with all" "$(kill_group_case --signal-target=all setsid)" 1
 }
 
 t_sigtstp_forwarded() {

@@ -450,7 +450,7 @@ static const struct {
 	{ "[supervisor]\n\n# c\nstop_timeout = -1\n", 4, "stop_timeout", "expected a duration" },
 	{ "[supervisor]\nstop_timeout = 10s5\n", 2, "'10s5' for stop_timeout", "500ms" },
 	{ "[supervisor]\nstop_timeout = 99999999999999999999\n", 2, "stop_timeout",
-	  "out of range" },
+	  "too large; expected a duration" },
 	{ "[supervisor]\nstop_timeout =\n", 2, "empty value for stop_timeout", "expected a duration" },
 	{ "[supervisor]\nsignal_target = parent\n", 2, "signal_target", "child, group" },
 	{ "[supervisor]\nlog_level = verbose\n", 2, "log_level", "error, warn, info, debug" },
@@ -466,7 +466,7 @@ static const struct {
 	{ "[workspace]\nworkdir = home\n", 2, "workdir", "must be an absolute path" },
 	{ "[workspace]\nrootfs =\n", 2, "empty value for rootfs", "absolute path" },
 	{ "[workspace]\nuid_base = -5\n", 2, "uid_base", "whole number from 0 to 4294967295" },
-	{ "[workspace]\nuid_count = 4294967296\n", 2, "uid_count", "out of range" },
+	{ "[workspace]\nuid_count = 4294967296\n", 2, "uid_count", "too large" },
 	{ "[workspace]\nuid_count = 12abc\n", 2, "uid_count", "whole number" },
 	{ "[workspace]\nallow_small_range = maybe\n", 2, "allow_small_range", "yes or no" },
 	{ "[workspace]\nhostname = bad_host!\n", 2, "hostname", "letters, digits" },
@@ -631,7 +631,8 @@ START_TEST(test_validate)
 		  "state is required with rootfs: a persistent directory for the workspace's "
 		  "changes" },
 		{ "workspace", "state", "/st", "rootfs is required with state" },
-		{ "supervisor", "stop_timeout", "61m", "stop_timeout: " },
+		{ "supervisor", "stop_timeout", "61m",
+		  "stop_timeout: 3660s is more than the maximum, 1h" },
 		{ "mount \"data\"", "target", "/data", "mount \"data\": source is required" },
 		{ "mount \"data\"", "source", "/srv", "mount \"data\": target is required" },
 	};
