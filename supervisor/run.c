@@ -32,8 +32,8 @@ static const struct run_flag run_flags[] = {
 	  "grace between SIGTERM and SIGKILL on stop (default 10s)" },
 	{ "kill-group", 'g', NULL, "supervisor", "signal_target", "group",
 	  "forward signals to the child's whole process group" },
-	{ "signal-target", 0, "child|group|all", "supervisor", "signal_target", NULL,
-	  "who gets forwarded signals (default child)" },
+	{ "signal-target", 0, "WHO", "supervisor", "signal_target", NULL,
+	  "child (default), group, or all: who gets forwarded signals" },
 	{ "log-level", 0, "LEVEL", "supervisor", "log_level", NULL,
 	  "error, warn, info (default) or debug" },
 	{ "log-format", 0, "FORMAT", "supervisor", "log_format", NULL,
@@ -57,10 +57,13 @@ static void run_usage(FILE *out)
 	for (size_t i = 0; i < N_RUN_FLAGS; i++) {
 		char lhs[64];
 		const struct run_flag *f = &run_flags[i];
-		snprintf(lhs, sizeof(lhs), "%s%c%s--%s%s%s", f->short_opt ? "-" : "",
-			 f->short_opt ? f->short_opt : ' ', f->short_opt ? ", " : "  ",
-			 f->name, f->arg ? " " : "", f->arg ? f->arg : "");
-		fprintf(out, "  %-28s %s\n", f->short_opt ? lhs : lhs + 1, f->help);
+		if (f->short_opt)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", f->short_opt, f->name,
+				 f->arg ? " " : "", f->arg ? f->arg : "");
+		else
+			snprintf(lhs, sizeof(lhs), "    --%s%s%s", f->name,
+				 f->arg ? " " : "", f->arg ? f->arg : "");
+		fprintf(out, "  %-28s %s\n", lhs, f->help);
 	}
 	fputs("  -h, --help                   show this help\n"
 	      "\n"
