@@ -121,14 +121,16 @@ t_grace_then_kill() {
 # No orphan survives cvm: a background process that ignores SIGTERM, left
 # behind by a main child that already exited, is killed before cvm exits.
 no_orphan_survives() {   # $1: wrapper
-	$1 "$CVM" run -t 1s -- sh -c "$PROBE stubborn > out & echo \$! > pid; sleep 0.2" 2>/dev/null
+	# $T_TMP in the argv marks this test's probe apart from any other run's
+	$1 "$CVM" run -t 1s -- sh -c "$PROBE stubborn 3600 $T_TMP > out & echo \$! > pid; until grep -q ready out; do sleep 0.05; done" 2>/dev/null
 	rc=$?
 	expect_eq "exit" "$rc" 0 || return 1
 	# inside a pid namespace the recorded pid is not ours; find it by the marker
 	if [ -z "$1" ]; then
 		pid=$(cat pid); kill -0 "$pid" 2>/dev/null && { say "orphan $pid survived"; return 1; }
 	fi
-	! pgrep -f "$PROBE stubborn" >/dev/null || { say "stubborn probe still running"; return 1; }
+	grep -q ready out || { say "the stubborn probe never started"; return 1; }
+	! pgrep -f "stubborn 3600 $T_TMP" >/dev/null || { say "stubborn probe still running"; return 1; }
 }
 t_no_orphan_survives_subreaper() { no_orphan_survives ""; }
 t_no_orphan_survives_pid1() { no_orphan_survives as_pid1; }
