@@ -305,8 +305,15 @@ static void handle_signals(struct cvm_pid1 *p)
 		if (sig == SIGCHLD || is_sync_signal(sig))
 			continue;   /* the drain after every wake-up handles children */
 		log_debug("received signal %d from pid %u", sig, si.ssi_pid);
+		/* The stop sequence SIGTERMs every process, the main child
+		 * included: forwarding the first SIGTERM as well would deliver
+		 * it twice. */
+		if (sig == SIGTERM && !p->stopping) {
+			cvm_pid1_request_stop(p, sig);
+			continue;
+		}
 		forward_signal(p, sig);
-		if (sig == SIGTERM || sig == SIGINT)
+		if (sig == SIGINT)
 			cvm_pid1_request_stop(p, sig);
 	}
 }
