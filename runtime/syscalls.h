@@ -162,6 +162,33 @@ static inline int sys_openat2(int dfd, const char *path, struct cvm_open_how *ho
 	return (int)syscall(__NR_openat2, dfd, path, how, size);
 }
 
+/* capget/capset(2): glibc and musl wrap neither in a common header. */
+#define CVM_CAP_VERSION_3 0x20080522
+struct cvm_cap_header {
+	uint32_t version;
+	int pid;
+};
+struct cvm_cap_data {
+	uint32_t effective;
+	uint32_t permitted;
+	uint32_t inheritable;
+};
+
+static inline int sys_capget(struct cvm_cap_header *h, struct cvm_cap_data d[2])
+{
+	return (int)syscall(SYS_capget, h, d);
+}
+
+static inline int sys_capset(struct cvm_cap_header *h, struct cvm_cap_data d[2])
+{
+	return (int)syscall(SYS_capset, h, d);
+}
+
+static inline int sys_pivot_root(const char *new_root, const char *put_old)
+{
+	return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
 static inline pid_t sys_clone3(struct cvm_clone_args *args, size_t size)
 {
 	return (pid_t)syscall(__NR_clone3, args, size);

@@ -10,6 +10,7 @@
 #include "cvm-version.h"
 #include "supervisor/cli.h"
 #include "supervisor/config.h"
+#include "supervisor/inner.h"
 
 static void usage(FILE *out)
 {
@@ -37,6 +38,8 @@ static void usage(FILE *out)
 int main(int argc, char *argv[])
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	cvm_inner_save_argv(argc, argv);
 
 	if (cmd && (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))) {
 		usage(stdout);

@@ -6,12 +6,22 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
 #include "cli.h"
 #include "config.h"
 #include "exitcode.h"
 #include "log.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "env.h"
+#include "inner.h"
+#include "runtime/cleanup.h"
+#include "runtime/idmap.h"
+#include "runtime/syscalls.h"
+#include "runtime/workspace.h"
 
 extern char **environ;
 
@@ -38,6 +48,32 @@ static const struct run_flag run_flags[] = {
 	  "error, warn, info (default) or debug" },
 	{ "log-format", 0, "FORMAT", "supervisor", "log_format", NULL,
 	  "text (default) or json, one object per line" },
+	{ "rootfs", 'r', "DIR", "workspace", "rootfs", NULL,
+	  "unpacked image: run a workspace (unset: a plain process)" },
+	{ "state", 's', "DIR", "workspace", "state", NULL,
+	  "where the workspace's changes persist (required with --rootfs)" },
+	{ "init", 0, "CMD", "workspace", "init", NULL,
+	  "inner init: auto (default) or a command run as PID 1 inside" },
+	{ "hostname", 0, "NAME", "workspace", "hostname", NULL,
+	  "hostname inside (default cvm)" },
+	{ "user", 'u', "USER", "workspace", "user", NULL,
+	  "user inside for CMD: name, uid or uid:gid (default root)" },
+	{ "workdir", 'w', "DIR", "workspace", "workdir", NULL,
+	  "working directory inside (default: the user's home)" },
+	{ "env", 'e', "NAME=VALUE", "workspace", "env", NULL,
+	  "set a variable inside (repeatable)" },
+	{ "env-pass", 0, "NAMES", "workspace", "env_pass", NULL,
+	  "pass outer variables in: NAME or PREFIX*, comma separated" },
+	{ "volume", 'v', "SRC:DST[:ro]", NULL, NULL, NULL,
+	  "bind SRC inside at DST, idmapped: files keep their owners" },
+	{ "uid-base", 0, "N", "workspace", "uid_base", NULL,
+	  "first outer uid/gid of the workspace (default 100000)" },
+	{ "uid-count", 0, "N", "workspace", "uid_count", NULL,
+	  "how many ids the workspace gets (default 65536)" },
+	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
+	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
+	{ "control-socket", 0, "PATH", "supervisor", "control_socket", NULL,
+	  "where cvm exec finds this cvm (default " CVM_DEFAULT_CONTROL_SOCKET ")" },
 };
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
@@ -45,11 +81,18 @@ static void run_usage(FILE *out)
 {
 	fputs("Usage: cvm run [OPTIONS] [--] [CMD [ARG...]]\n"
 	      "\n"
-	      "Start CMD and supervise it as PID 1: reap every process, forward\n"
-	      "signals, and on stop send SIGTERM to everything, wait the grace\n"
-	      "period, then SIGKILL what is left. Exits with CMD's exit code, or\n"
-	      "128+N when a signal N killed it; 127 if CMD is not found, 126 if\n"
-	      "it cannot be executed, 2 for a bad config or usage.\n"
+	      "With --rootfs, build a workspace from an unpacked image: new user,\n"
+	      "mount, pid, uts, ipc and cgroup namespaces, root inside mapped to\n"
+	      "uid_base outside, an overlay whose changes persist in --state, and\n"
+	      "its own /proc, /sys, /dev, /run and /tmp. It runs the image's\n"
+	      "/sbin/init, or CMD (default /bin/sh) under cvm's own reaping init.\n"
+	      "Without --rootfs, run CMD as a plain supervised process.\n"
+	      "\n"
+	      "Either way cvm reaps every process, forwards signals, and on stop\n"
+	      "sends SIGTERM, waits the grace period, then SIGKILLs what is left.\n"
+	      "Exits with CMD's exit code, or 128+N when a signal N killed it; 127\n"
+	      "if CMD is not found, 126 if it cannot be executed, 2 for a bad\n"
+	      "config or usage, 125 if the workspace could not be built.\n"
 	      "\n"
 	      "Options:\n"
 	      "  -c, --config FILE            INI config (default " CVM_DEFAULT_CONFIG_PATH
@@ -72,6 +115,8 @@ static void run_usage(FILE *out)
 	      "Precedence: defaults < file < environment < flags.\n"
 	      "\n"
 	      "Examples:\n"
+	      "  cvm run --rootfs /img --state /data   a workspace; changes kept in /data\n"
+	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
 	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n",
@@ -135,6 +180,33 @@ static int parse_run_args(int argc, char *argv[], struct run_args *a)
 	return 0;
 }
 
+/* --volume SRC:DST[:ro] is a [mount "volume-N"] section. */
+static int set_volume(struct cvm_config *c, const char *spec, size_t n, struct cvm_error *err)
+{
+	char buf[8192], section[64];
+	char *src = buf, *dst, *mode;
+
+	if (strlen(spec) >= sizeof(buf))
+		return cvm_error_set(err, 0, "--volume: too long");
+	strcpy(buf, spec);
+	dst = strchr(src, ':');
+	if (!dst)
+		return cvm_error_set(err, 0, "--volume %s: expected SRC:DST or SRC:DST:ro", spec);
+	*dst++ = '\0';
+	mode = strchr(dst, ':');
+	if (mode)
+		*mode++ = '\0';
+	if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
+		return cvm_error_set(err, 0, "--volume %s: the mode is ro or rw, not '%s'", spec, mode);
+	snprintf(section, sizeof(section), "mount volume-%zu", n + 1);
+	if (cvm_config_set(c, section, "source", src, "--volume", err) < 0 ||
+	    cvm_config_set(c, section, "target", dst, "--volume", err) < 0 ||
+	    cvm_config_set(c, section, "readonly", mode && !strcmp(mode, "ro") ? "yes" : "no",
+			   "--volume", err) < 0)
+		return -1;
+	return 0;
+}
+
 static int build_config(struct cvm_config *c, const struct run_args *a, struct cvm_error *err)
 {
 	const char *path = a->config_path ? a->config_path : getenv("CVM_CONFIG");
@@ -144,9 +216,14 @@ static int build_config(struct cvm_config *c, const struct run_args *a, struct c
 		return -1;
 	if (cvm_config_load_env(c, environ, err) < 0)
 		return -1;
-	for (size_t i = 0; i < a->n_values; i++) {
+	for (size_t i = 0, volumes = 0; i < a->n_values; i++) {
 		char source[64];
 		snprintf(source, sizeof(source), "--%s", a->values[i].flag->name);
+		if (!a->values[i].flag->section) {
+			if (set_volume(c, a->values[i].value, volumes++, err) < 0)
+				return -1;
+			continue;
+		}
 		if (cvm_config_set(c, a->values[i].flag->section, a->values[i].flag->key,
 				   a->values[i].value, source, err) < 0)
 			return -1;
@@ -179,6 +256,91 @@ static int supervise_plain(const struct cvm_config *c, char **argv)
 	return status;
 }
 
+/* ---- workspace mode ------------------------------------------------------- */
+
+static void ws_note(const char *line, void *arg)
+{
+	(void)arg;
+	log_info("%s", line);
+}
+
+/* Stopping a workspace goes through its init, which stops what runs under
+ * it; SIGKILL to the init ends the whole pid namespace. Processes outside
+ * it (cvm exec helpers) only get the final SIGKILL. */
+static int ws_signal_all(int sig, void *data)
+{
+	const struct cvm_ws *ws = data;
+	int n = sys_pidfd_send_signal(ws->pidfd, sig, NULL, 0) == 0;
+
+	if (sig == SIGKILL)
+		n += cvm_signal_descendants(sig, NULL);
+	return n;
+}
+
+/* Everything that can be checked before anything starts. */
+static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
+		       struct cvm_error *err)
+{
+	cleanup_close int root_fd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+
+	if (root_fd < 0)
+		return cvm_error_set(err, 0, "rootfs %s: %s; point --rootfs ([workspace] rootfs) "
+				     "at an unpacked image directory", c->rootfs, strerror(errno));
+	if (cvm_inner_check(in, root_fd, err) < 0)
+		return -1;
+	for (size_t i = 0; i < c->n_mounts; i++)
+		if (stat(c->mounts[i].source, &st) < 0)
+			return cvm_error_set(err, 0, "mount \"%s\": source %s: %s; create it or fix "
+					     "the path", c->mounts[i].name, c->mounts[i].source,
+					     strerror(errno));
+	return cvm_idrange_check(c->uid_base, c->uid_count, "/proc/self/uid_map",
+				 "/proc/self/gid_map", "/etc/passwd", "/etc/group", err);
+}
+
+static int supervise_workspace(const struct cvm_config *c, char **argv)
+{
+	struct cvm_error err = { 0 };
+	struct cvm_inner in = { .config = c, .argv = argv, .envp = cvm_env_build(c, environ) };
+	struct cvm_ws_mount mounts[c->n_mounts + 1];
+	struct cvm_ws_spec spec = {
+		.rootfs = c->rootfs, .state = c->state, .uid_base = c->uid_base,
+		.uid_count = c->uid_count, .hostname = c->hostname, .dev_fuse = c->dev_fuse,
+		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
+		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
+	};
+	struct cvm_ws ws = { -1, -1 };
+	struct cvm_pid1 p;
+	int status;
+
+	if (!in.envp || ws_precheck(c, &in, &err) < 0) {
+		log_error("%s", in.envp ? err.msg : "out of memory");
+		cvm_env_free(in.envp);
+		return 2;
+	}
+	for (size_t i = 0; i < c->n_mounts; i++)
+		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
+						   c->mounts[i].target, c->mounts[i].readonly };
+	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||
+	    cvm_ws_start(&spec, cvm_inner_init, &in, &ws, &err) < 0) {
+		log_error("%s", err.msg);
+		cvm_env_free(in.envp);
+		return CVM_EXIT_SETUP_FAILED;
+	}
+	/* From here on PID 1 must not die on an error it can survive. */
+	p.signal_all = ws_signal_all;
+	p.signal_all_data = &ws;
+	if (cvm_pid1_set_main(&p, ws.pid, &err) < 0)
+		log_warn("%s (relying on SIGCHLD alone)", err.msg);
+	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
+		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
+	status = cvm_pid1_run(&p);
+	cvm_pid1_close(&p);
+	close(ws.pidfd);
+	cvm_env_free(in.envp);
+	return status;
+}
+
 int cvm_cmd_run(int argc, char *argv[])
 {
 	struct run_args args = { 0 };
@@ -195,12 +357,14 @@ int cvm_cmd_run(int argc, char *argv[])
 		return 2;
 	}
 	cvm_log_setup(c.log_level, c.log_format);
-	if (!args.argv[0]) {
-		log_error("nothing to run: give a command after '--' (cvm run -- /bin/sh)");
-		cvm_config_free(&c);
-		return 2;
-	}
-	status = supervise_plain(&c, args.argv);
+	if (c.rootfs)
+		status = supervise_workspace(&c, args.argv);
+	else if (!args.argv[0]) {
+		log_error("nothing to run: give a command after '--' (cvm run -- /bin/sh), "
+			  "or a workspace image with --rootfs DIR");
+		status = 2;
+	} else
+		status = supervise_plain(&c, args.argv);
 	cvm_config_free(&c);
 	return status;
 }

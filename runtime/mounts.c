@@ -1,0 +1,332 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "idmap.h"
+#include "mounts.h"
+#include "rootpath.h"
+#include "syscalls.h"
+
+#define NOSUID_NODEV_NOEXEC (CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV | CVM_MOUNT_ATTR_NOEXEC)
+
+/* OCI/Docker defaults. Masks hide what a workspace has no business reading;
+ * the kernel still guards these files itself (kcore needs CAP_SYS_RAWIO in
+ * the initial namespace), the masks are defence in depth. */
+static const char *const masked_paths[] = {
+	"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+	"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+	"/proc/sched_debug", "/proc/scsi", "/proc/sysrq-trigger", "/sys/firmware",
+	"/sys/devices/virtual/powercap",
+};
+static const char *const readonly_paths[] = {
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+};
+
+/* Append what the kernel logged into the fs context ("e overlayfs: ..."). */
+static void fs_context_log(int fsfd, struct cvm_error *err)
+{
+	char buf[512];
+	ssize_t n;
+
+	while ((n = read(fsfd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		size_t len = strlen(err->msg);
+		if (len + 4 < sizeof(err->msg))
+			snprintf(err->msg + len, sizeof(err->msg) - len, " [%s]", buf);
+	}
+}
+
+int cvm_fs_new(const char *fstype, const char *const *options, uint64_t attr,
+	       struct cvm_error *err)
+{
+	cleanup_close int fsfd = sys_fsopen(fstype, CVM_FSOPEN_CLOEXEC);
+	int mfd;
+
+	if (fsfd < 0)
+		return cvm_error_set(err, errno, "fsopen %s", fstype);
+	/* Names the mount in /proc/self/mounts ("proc on /proc"), not "none". */
+	sys_fsconfig(fsfd, CVM_FSCONFIG_SET_STRING, "source", fstype, 0);
+	for (size_t i = 0; options && options[i]; i++) {
+		char key[64];
+		const char *eq = strchr(options[i], '=');
+		int r;
+		if (eq) {
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - options[i]), options[i]);
+			r = sys_fsconfig(fsfd, CVM_FSCONFIG_SET_STRING, key, eq + 1, 0);
+		} else
+			r = sys_fsconfig(fsfd, CVM_FSCONFIG_SET_FLAG, options[i], NULL, 0);
+		if (r < 0) {
+			cvm_error_set(err, errno, "%s option %s", fstype, options[i]);
+			fs_context_log(fsfd, err);
+			return -1;
+		}
+	}
+	if (sys_fsconfig(fsfd, CVM_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+		cvm_error_set(err, errno, "mount %s", fstype);
+		fs_context_log(fsfd, err);
+		return -1;
+	}
+	mfd = sys_fsmount(fsfd, CVM_FSMOUNT_CLOEXEC, (unsigned)attr);
+	if (mfd < 0)
+		return cvm_error_set(err, errno, "fsmount %s", fstype);
+	return mfd;
+}
+
+int cvm_mount_at(int mfd, int root_fd, const char *path, unsigned want_type,
+		 struct cvm_error *err)
+{
+	cleanup_close int target = cvm_root_open(root_fd, path,
+						 want_type == S_IFREG ? CVM_ROOT_FILE : CVM_ROOT_DIR,
+						 want_type, err);
+	if (target < 0)
+		return -1;
+	if (sys_move_mount(mfd, "", target, "",
+			   CVM_MOVE_MOUNT_F_EMPTY_PATH | CVM_MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return cvm_error_set(err, errno, "mount on %s", path);
+	return 0;
+}
+
+/* New fs instance straight onto @path. */
+static int mount_new(int root_fd, const char *path, const char *fstype,
+		     const char *const *options, uint64_t attr, struct cvm_error *err)
+{
+	cleanup_close int mfd = cvm_fs_new(fstype, options, attr, err);
+
+	if (mfd < 0 || cvm_mount_at(mfd, root_fd, path, S_IFDIR, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* A tmpfs owned by the workspace's root. */
+static int mount_tmpfs(int root_fd, const char *path, const char *mode, const char *size,
+		       uint32_t base, uint64_t attr, struct cvm_error *err)
+{
+	char uid[32], gid[32], m[32], sz[48];
+	snprintf(uid, sizeof(uid), "uid=%u", base);
+	snprintf(gid, sizeof(gid), "gid=%u", base);
+	snprintf(m, sizeof(m), "mode=%s", mode);
+	snprintf(sz, sizeof(sz), "size=%s", size);
+	const char *opts[] = { uid, gid, m, sz, NULL };
+	return mount_new(root_fd, path, "tmpfs", opts, attr, err);
+}
+
+/* Bind the file or tree that @src_fd names onto @path (both in the root). */
+static int bind_fd(int src_fd, int root_fd, const char *path, uint64_t attr,
+		   struct cvm_error *err)
+{
+	struct stat st;
+	cleanup_close int mfd = sys_open_tree(src_fd, "", AT_EMPTY_PATH | CVM_OPEN_TREE_CLONE |
+					      CVM_OPEN_TREE_CLOEXEC | CVM_AT_RECURSIVE);
+	if (mfd < 0 || fstat(mfd, &st) < 0)
+		return cvm_error_set(err, errno, "bind %s", path);
+	if (attr) {
+		struct cvm_mount_attr a = { .attr_set = attr };
+		if (sys_mount_setattr(mfd, "", AT_EMPTY_PATH | CVM_AT_RECURSIVE, &a, sizeof(a)) < 0)
+			return cvm_error_set(err, errno, "bind %s: set flags", path);
+	}
+	return cvm_mount_at(mfd, root_fd, path, S_ISDIR(st.st_mode) ? S_IFDIR : S_IFREG, err);
+}
+
+/* Device nodes: mknod is impossible inside a user namespace, so outer root
+ * makes them here, on a tmpfs the outer root mounted (a tmpfs mounted from
+ * inside would be nodev). They take the device numbers the outer container
+ * has, and belong to the workspace's root so it can use them. */
+struct dev_node { const char *name; unsigned major, minor; unsigned gid_off; };
+
+static int make_node(int dev_fd, const struct dev_node *n, uint32_t base, bool required,
+		     struct cvm_error *err)
+{
+	char outer[64];
+	struct stat st;
+	dev_t rdev = makedev(n->major, n->minor);
+
+	snprintf(outer, sizeof(outer), "/dev/%s", n->name);
+	if (stat(outer, &st) == 0 && S_ISCHR(st.st_mode))
+		rdev = st.st_rdev;
+	else if (required)
+		return cvm_error_set(err, 0, "%s is missing in the outer container; start it with "
+				     "--privileged or --device %s, or turn the device off", outer, outer);
+	if (mknodat(dev_fd, n->name, S_IFCHR | 0666, rdev) < 0)
+		return cvm_error_set(err, errno, "mknod /dev/%s", n->name);
+	if (fchownat(dev_fd, n->name, base, base + n->gid_off, AT_SYMLINK_NOFOLLOW) < 0)
+		return cvm_error_set(err, errno, "chown /dev/%s", n->name);
+	return 0;
+}
+
+static int make_dev_nodes(int dev_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
+{
+	static const struct dev_node std[] = {
+		{ "null", 1, 3, 0 }, { "zero", 1, 5, 0 }, { "full", 1, 7, 0 },
+		{ "random", 1, 8, 0 }, { "urandom", 1, 9, 0 }, { "tty", 5, 0, 5 },
+	};
+	static const struct dev_node fuse = { "fuse", 10, 229, 0 };
+	static const struct dev_node tun = { "net/tun", 10, 200, 0 };
+	static const char *const links[][2] = {
+		{ "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
+		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
+		{ "ptmx", "pts/ptmx" },
+	};
+
+	for (size_t i = 0; i < sizeof(std) / sizeof(std[0]); i++)
+		if (make_node(dev_fd, &std[i], s->id_base, false, err) < 0)
+			return -1;
+	if (s->dev_fuse && make_node(dev_fd, &fuse, s->id_base, true, err) < 0)
+		return -1;
+	if (s->dev_tun && (mkdirat(dev_fd, "net", 0755) < 0 ||
+			   fchownat(dev_fd, "net", s->id_base, s->id_base, 0) < 0 ||
+			   make_node(dev_fd, &tun, s->id_base, true, err) < 0))
+		return err->msg[0] ? -1 : cvm_error_set(err, errno, "/dev/net");
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlinkat(links[i][1], dev_fd, links[i][0]) < 0 ||
+		    fchownat(dev_fd, links[i][0], s->id_base, s->id_base, AT_SYMLINK_NOFOLLOW) < 0)
+			return cvm_error_set(err, errno, "symlink /dev/%s", links[i][0]);
+	return 0;
+}
+
+/* A fully visible proc and sysfs instance, kept under /dev where nothing
+ * can reach it. The kernel lets a user namespace mount a new proc or sysfs
+ * (Docker, nested containers, `unshare -p` inside need it) only if one that
+ * is not partly covered by a locked mount already exists in the mount
+ * namespace; ours at /proc has the masks on it, so this one vouches. The
+ * /dev tmpfs goes on top and is locked there, so it cannot be uncovered. */
+static int mount_hidden_witnesses(int root_fd, struct cvm_error *err)
+{
+	static const char *const opts[] = { "mode=0700", "size=4k", NULL };
+	cleanup_close int base = cvm_fs_new("tmpfs", opts, NOSUID_NODEV_NOEXEC, err);
+	cleanup_close int proc = -1, sys = -1;
+
+	if (base < 0 || cvm_mount_at(base, root_fd, "/dev", S_IFDIR, err) < 0)
+		return cvm_error_prefix(err, "/dev");
+	proc = cvm_fs_new("proc", NULL, NOSUID_NODEV_NOEXEC, err);
+	if (proc < 0 || cvm_mount_at(proc, root_fd, "/dev/.proc", S_IFDIR, err) < 0)
+		return -1;
+	sys = cvm_fs_new("sysfs", NULL, NOSUID_NODEV_NOEXEC | CVM_MOUNT_ATTR_RDONLY, err);
+	if (sys < 0 || cvm_mount_at(sys, root_fd, "/dev/.sys", S_IFDIR, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
+{
+	char ptsgid[32];
+	cleanup_close int dev_fd = -1, null_fd = -1;
+
+	if (mount_hidden_witnesses(root_fd, err) < 0 ||
+	    mount_tmpfs(root_fd, "/dev", "0755", "64k", s->id_base,
+			CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NOEXEC, err) < 0)
+		return -1;
+	/* An O_PATH fd is enough as the dirfd of mknodat/symlinkat. */
+	dev_fd = cvm_root_open(root_fd, "/dev", CVM_ROOT_NOCREATE, S_IFDIR, err);
+	if (dev_fd < 0 || make_dev_nodes(dev_fd, s, err) < 0)
+		return -1;
+	snprintf(ptsgid, sizeof(ptsgid), "gid=%u", s->id_base + 5);
+	const char *pts_opts[] = { "newinstance", "ptmxmode=0666", "mode=0620", ptsgid, NULL };
+	if (mount_new(root_fd, "/dev/pts", "devpts", pts_opts,
+		      CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NOEXEC, err) < 0 ||
+	    mount_tmpfs(root_fd, "/dev/shm", "1777", "50%", s->id_base, NOSUID_NODEV_NOEXEC, err) < 0 ||
+	    mount_new(root_fd, "/dev/mqueue", "mqueue", NULL, NOSUID_NODEV_NOEXEC, err) < 0)
+		return -1;
+	null_fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
+	if (null_fd < 0)
+		return -1;
+	/* /dev/console: the terminal cvm was started on, else /dev/null. */
+	return bind_fd(s->console_fd >= 0 ? s->console_fd : null_fd, root_fd, "/dev/console", 0, err);
+}
+
+static int mask_paths(int root_fd, struct cvm_error *err)
+{
+	static const char *const opts[] = { "size=4k", "mode=0555", "ro", NULL };
+	cleanup_close int null_fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
+
+	if (null_fd < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(masked_paths) / sizeof(masked_paths[0]); i++) {
+		struct stat st;
+		cleanup_close int fd = cvm_root_open(root_fd, masked_paths[i], CVM_ROOT_NOCREATE, 0, err);
+		if (fd < 0 && err->err == ENOENT)
+			continue;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return -1;
+		if (!S_ISDIR(st.st_mode)) {
+			if (bind_fd(null_fd, root_fd, masked_paths[i], 0, err) < 0)
+				return -1;
+			continue;
+		}
+		cleanup_close int mfd = cvm_fs_new("tmpfs", opts, NOSUID_NODEV_NOEXEC |
+						   CVM_MOUNT_ATTR_RDONLY, err);
+		if (mfd < 0 || cvm_mount_at(mfd, root_fd, masked_paths[i], S_IFDIR, err) < 0)
+			return cvm_error_prefix(err, "mask %s", masked_paths[i]);
+	}
+	cvm_error_clear(err);
+	return 0;
+}
+
+static int readonly_paths_apply(int root_fd, struct cvm_error *err)
+{
+	for (size_t i = 0; i < sizeof(readonly_paths) / sizeof(readonly_paths[0]); i++) {
+		cleanup_close int fd = cvm_root_open(root_fd, readonly_paths[i], CVM_ROOT_NOCREATE, 0, err);
+		if (fd < 0 && err->err == ENOENT)
+			continue;
+		if (fd < 0 || bind_fd(fd, root_fd, readonly_paths[i],
+				      NOSUID_NODEV_NOEXEC | CVM_MOUNT_ATTR_RDONLY, err) < 0)
+			return cvm_error_prefix(err, "read-only %s", readonly_paths[i]);
+	}
+	cvm_error_clear(err);
+	return 0;
+}
+
+/* A volume: an idmapped bind, so its files show inside with the owners
+ * they have on disk (uid 1000 on disk is uid 1000 inside), no chown. */
+static int mount_volume(int root_fd, const struct cvm_ws_mount *m, int userns_fd,
+			struct cvm_error *err)
+{
+	struct cvm_mount_attr a = {
+		.attr_set = CVM_MOUNT_ATTR_IDMAP | CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV |
+			    (m->readonly ? CVM_MOUNT_ATTR_RDONLY : 0),
+		.userns_fd = (uint64_t)userns_fd,
+	};
+	struct stat st;
+	cleanup_close int mfd = sys_open_tree(AT_FDCWD, m->source,
+					      CVM_OPEN_TREE_CLONE | CVM_OPEN_TREE_CLOEXEC);
+
+	if (mfd < 0 || fstat(mfd, &st) < 0)
+		return cvm_error_set(err, errno, "mount \"%s\": source %s", m->name, m->source);
+	if (sys_mount_setattr(mfd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0) {
+		int e = errno;
+		char fs[32];
+		snprintf(fs, sizeof(fs), "%s", cvm_fs_name(mfd));
+		return cvm_error_set(err, e, "mount \"%s\": cannot idmap %s (on %s)%s", m->name,
+				     m->source, fs, e == EINVAL ? "; put the volume on ext4, xfs, "
+				     "btrfs or tmpfs" : "");
+	}
+	if (cvm_mount_at(mfd, root_fd, m->target, S_ISDIR(st.st_mode) ? S_IFDIR : S_IFREG, err) < 0)
+		return cvm_error_prefix(err, "mount \"%s\": target", m->name);
+	return 0;
+}
+
+int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
+{
+	static const char *const no_opts[] = { NULL };
+
+	if (mount_new(root_fd, "/proc", "proc", no_opts, NOSUID_NODEV_NOEXEC, err) < 0 ||
+	    mount_new(root_fd, "/sys", "sysfs", no_opts,
+		      NOSUID_NODEV_NOEXEC | CVM_MOUNT_ATTR_RDONLY, err) < 0 ||
+	    mount_dev(root_fd, s, err) < 0 ||
+	    mount_tmpfs(root_fd, "/run", "0755", "20%", s->id_base,
+			CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV, err) < 0 ||
+	    mount_tmpfs(root_fd, "/tmp", "1777", "50%", s->id_base,
+			CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV, err) < 0)
+		return -1;
+	for (size_t i = 0; i < s->n_mounts; i++)
+		if (mount_volume(root_fd, &s->mounts[i], s->userns_fd, err) < 0)
+			return -1;
+	if (mask_paths(root_fd, err) < 0 || readonly_paths_apply(root_fd, err) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* The mounts inside a workspace rootfs: /proc, /sys, /dev, /run, /tmp, the
+ * masked and read-only paths, and the user's idmapped volumes. */
+#ifndef CVM_MOUNTS_H
+#define CVM_MOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct cvm_ws_mount {
+	const char *name;       /* for messages: [mount "NAME"] */
+	const char *source;     /* absolute outer path */
+	const char *target;     /* absolute path inside */
+	bool readonly;
+};
+
+struct cvm_mounts_spec {
+	uint32_t id_base;       /* outer id of the workspace's root */
+	int userns_fd;          /* the workspace's user namespace, for idmaps */
+	bool dev_fuse;
+	bool dev_tun;
+	int console_fd;         /* a terminal to show as /dev/console, or -1 */
+	const struct cvm_ws_mount *mounts;
+	size_t n_mounts;
+};
+
+/* Build every mount under @root_fd. Runs as outer root in the workspace's
+ * (still outer-owned) mount namespace, from inside its pid and ipc
+ * namespaces, so that the user namespace later sees them all locked. */
+int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err);
+
+/* A detached mount of a new @fstype instance with "key=value" / "flag"
+ * @options (NULL-terminated) and MOUNT_ATTR_* @attr. Kernel messages from
+ * the fs context end up in @err. */
+int cvm_fs_new(const char *fstype, const char *const *options, uint64_t attr,
+	       struct cvm_error *err);
+
+/* Attach the detached mount @mfd on @path inside @root_fd, creating the
+ * mount point (dir or file as @want_type says) when missing. */
+int cvm_mount_at(int mfd, int root_fd, const char *path, unsigned want_type,
+		 struct cvm_error *err);
+
+#endif

@@ -1,0 +1,26 @@
+/* Resolve paths inside an untrusted rootfs without ever leaving it. */
+#ifndef CVM_ROOTPATH_H
+#define CVM_ROOTPATH_H
+
+#include <sys/stat.h>
+
+#include "error.h"
+
+/* What cvm_root_open() creates when the path is missing. */
+enum cvm_root_create {
+	CVM_ROOT_NOCREATE = 0,
+	CVM_ROOT_DIR,           /* missing parents and the path itself: dirs */
+	CVM_ROOT_FILE,          /* missing parents: dirs; the path: empty file */
+};
+
+/* Open @path (absolute or relative, always taken inside @root_fd) as an
+ * O_PATH fd. "..", absolute symlinks and relative ones in the middle of the
+ * path resolve inside the root (RESOLVE_IN_ROOT); the last component must
+ * not be a symlink at all, so an image cannot aim a mount at "/" or at a
+ * file outside by planting "proc -> /". With @create, missing pieces are
+ * made (0755 dirs / 0644 files, owned by the caller). @want_type is S_IFDIR,
+ * S_IFREG or 0 (any): an existing entry of another type is an error. */
+int cvm_root_open(int root_fd, const char *path, enum cvm_root_create create,
+		  mode_t want_type, struct cvm_error *err);
+
+#endif

@@ -1,0 +1,440 @@
+/* How a workspace comes up (the order matters; see DESIGN.md):
+ *
+ *  parent (outer root)   clone3 C into new user/pid/uts/ipc/cgroup namespaces,
+ *                        write C's id maps, idmap the layers with C's userns
+ *  builder (outer root)  in its own mount namespace and inside C's pid and
+ *                        ipc namespaces: overlay, /proc, /sys, /dev, volumes,
+ *                        masks, pivot_root; then enter C's user namespace and
+ *                        unshare the mount namespace once more
+ *  C                     setns() into that last mount namespace, become root,
+ *                        run the init callback
+ *
+ * Building as outer root and only then crossing into the user namespace is
+ * what makes the kernel lock every mount (MNT_LOCKED): inner root cannot
+ * unmount a mask or remount a read-only path read-write, yet it may mount
+ * new things on top, as on a VM. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <ftw.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "copytree.h"
+#include "idmap.h"
+#include "mounts.h"
+#include "syscalls.h"
+#include "workspace.h"
+
+#define WS_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
+
+struct ws_layers {
+	int lower_fd;           /* idmapped image dir, or -1 with the copy in state */
+	int state_fd;           /* idmapped state dir */
+	int userns_fd;
+};
+
+/* ---- passing one fd over the socketpair ---------------------------------- */
+
+static int send_fd(int sock, int fd)
+{
+	char c = 'M';
+	struct iovec iov = { &c, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	memset(&u, 0, sizeof(u));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	int fd = -1;
+
+	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* ---- C: the workspace's PID 1 ------------------------------------------- */
+
+__attribute__((noreturn)) static void ws_die(const char *what)
+{
+	fprintf(stderr, "cvm: workspace: %s: %s\n", what, strerror(errno));
+	_exit(125);
+}
+
+__attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spec *s,
+					       cvm_ws_init_fn init, void *arg)
+{
+	int mnt_fd;
+
+	/* The outer cvm may die before it hands us the rootfs. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	mnt_fd = recv_fd(sock);
+	if (mnt_fd < 0)
+		_exit(125);     /* setup failed; the parent says why */
+	close(sock);
+	if (setns(mnt_fd, CLONE_NEWNS) < 0)
+		ws_die("enter the workspace's mount namespace");
+	close(mnt_fd);
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		ws_die("become root of the user namespace");
+	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
+		ws_die("sethostname");
+	if (chdir("/") < 0)
+		ws_die("chdir /");
+	/* Nothing of the outer cvm (epoll, signalfd, sockets) goes inside. */
+	sys_close_range(3, ~0U, 0);
+	_exit(init(arg));
+}
+
+/* ---- the builder: every mount, as outer root ------------------------------- */
+
+/* Overlay copies up and creates its workdir with the mounter's credentials.
+ * Through the idmapped layers only ids of the workspace's range can be
+ * written, so the mounter acts as the workspace's root (fsuid = base) with
+ * its capabilities raised again (setfsuid drops the fs ones). */
+static int as_workspace_root_fs(uid_t uid, gid_t gid)
+{
+	struct cvm_cap_header h = { CVM_CAP_VERSION_3, 0 };
+	struct cvm_cap_data d[2];
+
+	setfsgid(gid);
+	setfsuid(uid);
+	if (sys_capget(&h, d) < 0)
+		return -1;
+	d[0].effective = d[0].permitted;
+	d[1].effective = d[1].permitted;
+	return sys_capset(&h, d);
+}
+
+static int mount_overlay(const struct cvm_ws_spec *s, bool copied, struct cvm_error *err)
+{
+	const char *opts[] = { copied ? "lowerdir=state/rootfs" : "lowerdir=lower",
+			       "upperdir=state/upper", "workdir=state/work", NULL };
+	cleanup_close int mfd = -1;
+
+	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
+		return cvm_error_set(err, errno, "overlay: credentials");
+	mfd = cvm_fs_new("overlay", opts, 0, err);
+	as_workspace_root_fs(0, 0);
+	if (mfd < 0)
+		return cvm_error_prefix(err, "rootfs");
+	if (sys_move_mount(mfd, "", AT_FDCWD, "root", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return cvm_error_set(err, errno, "rootfs: attach overlay");
+	return 0;
+}
+
+/* Attach the layers on a scratch tmpfs (over the state path, in this
+ * private mount namespace only) and mount the overlay at scratch/root. */
+static int build_rootfs(const struct cvm_ws_spec *s, const struct ws_layers *l,
+			struct cvm_error *err)
+{
+	static const char *const scratch_opts[] = { "mode=0700", "size=4k", NULL };
+	cleanup_close int scratch = cvm_fs_new("tmpfs", scratch_opts, 0, err);
+
+	if (scratch < 0)
+		return -1;
+	if (sys_move_mount(scratch, "", AT_FDCWD, s->state, CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0 ||
+	    chdir(s->state) < 0 || mkdir("lower", 0700) < 0 || mkdir("state", 0700) < 0 ||
+	    mkdir("root", 0755) < 0)
+		return cvm_error_set(err, errno, "rootfs: scratch space");
+	if (l->lower_fd >= 0 &&
+	    sys_move_mount(l->lower_fd, "", AT_FDCWD, "lower", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return cvm_error_set(err, errno, "rootfs: attach the image layer");
+	if (sys_move_mount(l->state_fd, "", AT_FDCWD, "state", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return cvm_error_set(err, errno, "rootfs: attach the state layer");
+	return mount_overlay(s, l->lower_fd < 0, err);
+}
+
+static int enter_root(int root_fd, struct cvm_error *err)
+{
+	/* pivot_root(".", ".") stacks the old root under the new one; the
+	 * lazy unmount then drops it, and with it every outer mount. */
+	if (fchdir(root_fd) < 0 || sys_pivot_root(".", ".") < 0)
+		return cvm_error_set(err, errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		return cvm_error_set(err, errno, "detach the outer root");
+	return 0;
+}
+
+static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int sock,
+		 struct cvm_error *err)
+{
+	struct cvm_mounts_spec ms = {
+		.id_base = s->uid_base, .userns_fd = l->userns_fd, .dev_fuse = s->dev_fuse,
+		.dev_tun = s->dev_tun, .console_fd = s->console_fd, .mounts = s->mounts,
+		.n_mounts = s->n_mounts,
+	};
+	cleanup_close int root_fd = -1, mnt_fd = -1;
+
+	umask(0);
+	if (build_rootfs(s, l, err) < 0)
+		return -1;
+	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return cvm_error_set(err, errno, "rootfs");
+	if (cvm_mount_system(root_fd, &ms, err) < 0 || enter_root(root_fd, err) < 0)
+		return -1;
+	/* Crossing into the user namespace and copying the mount namespace
+	 * from there locks every mount made above. */
+	if (setns(l->userns_fd, CLONE_NEWUSER) < 0 || unshare(CLONE_NEWNS) < 0)
+		return cvm_error_set(err, errno, "lock the mounts");
+	mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (mnt_fd < 0 || send_fd(sock, mnt_fd) < 0)
+		return cvm_error_set(err, errno, "hand over the mount namespace");
+	return 0;
+}
+
+/* Fork the builder into C's pid and ipc namespaces (a pid namespace only
+ * applies to children, hence two forks) and report its error text. */
+static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, int ws_pidfd,
+		       int sock, struct cvm_error *err)
+{
+	int pipefd[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return cvm_error_set(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0)
+		return cvm_error_set(err, errno, "fork");
+	if (pid == 0) {
+		struct cvm_error e = { 0 };
+		pid_t b;
+		close(pipefd[0]);
+		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC) < 0 || unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+			cvm_error_set(&e, errno, "enter the workspace namespaces");
+		} else if ((b = fork()) == 0) {
+			if (build(s, l, sock, &e) == 0)
+				_exit(0);
+		} else if (b > 0 && waitpid(b, &status, 0) == b) {
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+		} else
+			cvm_error_set(&e, errno, "fork");
+		n = write(pipefd[1], e.msg, strlen(e.msg));
+		(void)n;
+		_exit(1);
+	}
+	close(pipefd[1]);
+	char msg[CVM_ERROR_MSG_MAX] = "";
+	n = read(pipefd[0], msg, sizeof(msg) - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(pipefd[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return cvm_error_set(err, 0, "%s", msg[0] ? msg : "workspace setup failed");
+	return 0;
+}
+
+/* ---- the parent: ids, layers, the fallback copy -------------------------- */
+
+static int write_file(const char *path, const char *text, struct cvm_error *err)
+{
+	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return cvm_error_set(err, errno, "write %s", path);
+	return 0;
+}
+
+static int write_id_maps(pid_t pid, const struct cvm_ws_spec *s, struct cvm_error *err)
+{
+	char path[64], map[64];
+
+	snprintf(map, sizeof(map), "0 %u %u\n", s->uid_base, s->uid_count);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	if (write_file(path, map, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	return write_file(path, map, err);
+}
+
+static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!s->note)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	s->note(line, s->note_arg);
+}
+
+static void copy_progress(const struct cvm_copy_progress *p, void *arg)
+{
+	note(arg, "copying the image: %llu files, %llu MiB",
+	     (unsigned long long)p->files, (unsigned long long)(p->bytes >> 20));
+}
+
+static int rm_tree_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+/* The image dir cannot be idmapped: copy it once into state/rootfs, ids
+ * as they are, and use that copy (on the idmapped state layer) from now on.
+ * state/rootfs.source names the image the copy came from. */
+static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct cvm_error *err)
+{
+	char marker[4096] = "";
+	cleanup_close int src = -1, dst = -1, mfd = openat(state_dirfd, "rootfs.source",
+							     O_RDONLY | O_CLOEXEC);
+	char path[4096];
+	struct stat st;
+
+	if (mfd >= 0) {
+		ssize_t n = read(mfd, marker, sizeof(marker) - 1);
+		marker[n > 0 ? n : 0] = '\0';
+		if (!strcmp(marker, s->rootfs)) {
+			note(s, "using the copy of %s made earlier in %s/rootfs", s->rootfs, s->state);
+			return 0;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/rootfs", s->state);
+	if (unlinkat(state_dirfd, "rootfs.source", 0) < 0 && errno != ENOENT)
+		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
+	if (nftw(path, rm_tree_cb, 64, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		return cvm_error_set(err, errno, "remove the old copy %s", path);
+	src = open(s->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (src < 0 || fstat(src, &st) < 0 || mkdirat(state_dirfd, "rootfs", 0755) < 0)
+		return cvm_error_set(err, errno, "copy %s", s->rootfs);
+	dst = openat(state_dirfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	note(s, "%s is on %s, which cannot be idmapped: copying it once into %s", s->rootfs,
+	     cvm_fs_name(src), path);
+	if (dst < 0 || cvm_copy_tree(src, dst, copy_progress, (void *)s, err) < 0)
+		return cvm_error_prefix(err, "copy %s to %s", s->rootfs, path);
+	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
+		return cvm_error_set(err, errno, "%s", path);
+	mfd = openat(state_dirfd, "rootfs.source", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (mfd < 0 || write(mfd, s->rootfs, strlen(s->rootfs)) < 0)
+		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
+	note(s, "copy done; later starts reuse it (delete %s to copy again)", path);
+	return 0;
+}
+
+static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
+{
+	cleanup_close int fd = -1;
+
+	if (mkdir(s->state, 0700) < 0 && errno != EEXIST)
+		return cvm_error_set(err, errno, "state dir %s", s->state);
+	fd = open(s->state, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cvm_error_set(err, errno, "state dir %s", s->state);
+	/* Owned by uid 0 on disk = the workspace's root, through the idmap. */
+	if ((mkdirat(fd, "upper", 0755) < 0 && errno != EEXIST) ||
+	    (mkdirat(fd, "work", 0700) < 0 && errno != EEXIST))
+		return cvm_error_set(err, errno, "state dir %s", s->state);
+	return 0;
+}
+
+static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers *l,
+		       struct cvm_error *err)
+{
+	char path[64];
+	cleanup_close int state_dirfd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+	l->userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (l->userns_fd < 0)
+		return cvm_error_set(err, errno, "%s", path);
+	l->state_fd = cvm_idmap_clone(s->state, l->userns_fd, 0, err);
+	if (l->state_fd < 0 && err->err == EINVAL)
+		return cvm_error_set(err, 0, "state dir %s: %s; the state dir must be idmappable: "
+				     "use a volume on ext4, xfs, btrfs or tmpfs (kernel >= 6.3), "
+				     "e.g. a Docker volume or a Kubernetes emptyDir", s->state, err->msg);
+	if (l->state_fd < 0)
+		return cvm_error_prefix(err, "state dir");
+	l->lower_fd = cvm_idmap_clone(s->rootfs, l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);
+	if (l->lower_fd >= 0)
+		return 0;
+	if (err->err != EINVAL)
+		return cvm_error_prefix(err, "rootfs");
+	cvm_error_clear(err);
+	state_dirfd = open(s->state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (state_dirfd < 0)
+		return cvm_error_set(err, errno, "%s", s->state);
+	return copy_image_once(s, state_dirfd, err);
+}
+
+static void close_layers(struct ws_layers *l)
+{
+	cvm_closep(&l->lower_fd);
+	cvm_closep(&l->state_fd);
+	cvm_closep(&l->userns_fd);
+}
+
+int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
+		 struct cvm_ws *out, struct cvm_error *err)
+{
+	struct ws_layers l = { -1, -1, -1 };
+	int sp[2], pidfd = -1;
+	struct cvm_clone_args ca = { .flags = WS_NS_FLAGS | CVM_CLONE_PIDFD,
+				     .exit_signal = SIGCHLD };
+	cleanup_pid pid_t pid = -1;
+
+	if (prepare_state(s, err) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return cvm_error_set(err, errno, "socketpair");
+	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	pid = sys_clone3(&ca, sizeof(ca));
+	if (pid == 0) {
+		close(sp[0]);
+		ws_child(sp[1], s, init, arg);
+	}
+	close(sp[1]);
+	if (pid < 0) {
+		close(sp[0]);
+		return cvm_error_set(err, errno, "clone3 into new namespaces");
+	}
+	if (write_id_maps(pid, s, err) < 0 || open_layers(s, pid, &l, err) < 0 ||
+	    run_builder(s, &l, pidfd, sp[0], err) < 0) {
+		close_layers(&l);
+		close(sp[0]);
+		close(pidfd);
+		return -1;      /* cleanup_pid kills and reaps C */
+	}
+	close_layers(&l);
+	close(sp[0]);
+	out->pidfd = pidfd;
+	out->pid = steal_pid(&pid);
+	return 0;
+}
