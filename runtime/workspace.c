@@ -199,6 +199,11 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	umask(0);
 	if (build_rootfs(s, l, err) < 0)
 		return -1;
+	/* Mount points the image lacks are created through the overlay, and
+	 * only the workspace's ids can be written through its idmapped upper
+	 * layer: build as the workspace's root (on disk: uid 0). */
+	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
+		return cvm_error_set(err, errno, "credentials");
 	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return cvm_error_set(err, errno, "rootfs");
@@ -376,10 +381,13 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 	if (l->userns_fd < 0)
 		return cvm_error_set(err, errno, "%s", path);
 	l->state_fd = cvm_idmap_clone(s->state, l->userns_fd, 0, err);
-	if (l->state_fd < 0 && err->err == EINVAL)
-		return cvm_error_set(err, 0, "state dir %s: %s; the state dir must be idmappable: "
+	if (l->state_fd < 0 && err->err == EINVAL) {
+		char why[CVM_ERROR_MSG_MAX];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return cvm_error_set(err, 0, "state dir %s; the state dir must be idmappable: "
 				     "use a volume on ext4, xfs, btrfs or tmpfs (kernel >= 6.3), "
-				     "e.g. a Docker volume or a Kubernetes emptyDir", s->state, err->msg);
+				     "e.g. a Docker volume or a Kubernetes emptyDir", why);
+	}
 	if (l->state_fd < 0)
 		return cvm_error_prefix(err, "state dir");
 	l->lower_fd = cvm_idmap_clone(s->rootfs, l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);

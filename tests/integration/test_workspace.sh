@@ -1,0 +1,242 @@
+#!/bin/bash
+# Black-box tests of the workspace: cvm as PID 1 of an outer container
+# (outer.sh) builds it from a busybox rootfs; checks run from inside, with
+# busybox and the static probe, and from outside, on the disk.
+# usage: test_workspace.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:?build dir}" && pwd)
+CVM=$BUILD/cvm
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/outer.sh"
+ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exit 1; }
+N=0
+
+# ws [cvm run args...]: run a workspace to the end in a fresh outer
+# container. Its stdout/stderr land in ./out and ./err; returns cvm's status.
+ws() {
+	N=$((N + 1))
+	local name=ws$N.$$.$RANDOM rc
+	outer_start "$name" -- "$CVM" run "$@" || { say "outer_start failed"; return 125; }
+	outer_wait "$name" 60; rc=$?
+	cat "$OUTER_DIR/$name/out" > out; cat "$OUTER_DIR/$name/err" > err
+	return $rc
+}
+
+# ws_sh SCRIPT [cvm run args...]: run SCRIPT with sh inside the workspace
+# (state in ./state); fails the test on a non-zero status.
+ws_sh() {
+	local script=$1; shift
+	ws --rootfs "$ROOTFS" --state "$PWD/state" "$@" -- sh -c "$script"
+	local rc=$?
+	[ $rc = 0 ] || { say "workspace exit $rc"; sed 's/^/      out| /' out >&2; sed 's/^/      err| /' err >&2; }
+	return $rc
+}
+
+# has LINE: ./out contains LINE exactly
+has() { grep -qxF -- "$1" out || { say "missing '$1' in output:"; sed 's/^/      | /' out >&2; return 1; }; }
+
+t_root_inside_mapped_outside() {
+	ws_sh 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; hostname' || return 1
+	has 0 && has "         0     100000      65536" && has cvm
+	[ "$(grep -c '^ *0 *100000 *65536$' out)" = 2 ] || { say "gid_map differs"; return 1; }
+}
+
+t_only_workspace_processes() {
+	ws_sh 'sleep 5 & ps -o pid,comm | tail -n +2; kill %1' || return 1
+	# cvm's init (1), sh, sleep, ps: nothing of the outer container.
+	local n; n=$(wc -l < out)
+	[ "$n" -le 4 ] || { say "$n processes visible:"; cat out >&2; return 1; }
+	grep -q '^ *1 ' out || { say "no PID 1 inside"; return 1; }
+}
+
+t_outer_files_mounts_invisible() {
+	mkdir -p marker-dir && touch marker-dir/outer-marker
+	ws_sh "test -e $PWD/marker-dir/outer-marker && echo SEEN; test -e $BUILD/cvm && echo SEEN-CVM
+	       grep -F '$PWD' /proc/self/mountinfo; tr '\\0' ' ' < /proc/1/cmdline; echo" || return 1
+	grep -q SEEN out && { say "outer file visible inside"; return 1; }
+	grep -qF "$PWD" out && { say "outer paths in mountinfo:"; cat out >&2; return 1; }
+	# PID 1's command line would name outer paths; cvm's init hides it.
+	grep -q "^cvm-init *$" out || { say "PID 1 cmdline: $(tail -1 out)"; return 1; }
+}
+
+t_files_created_inside_have_inner_ids_on_disk() {
+	ws_sh 'echo a > /root/by-root; echo b > /tmp2; mkdir -p /home/u && echo c > /home/u/f && chown -R 1000:1001 /home/u' || return 1
+	expect_eq "by-root owner" "$(stat -c %u:%g state/upper/root/by-root)" 0:0 || return 1
+	expect_eq "chowned owner" "$(stat -c %u:%g state/upper/home/u/f)" 1000:1001
+}
+
+t_data_survives_restart() {
+	ws_sh 'echo persisted > /root/keep; rm /etc/hostname' || return 1
+	ws_sh 'cat /root/keep; test -e /etc/hostname || echo gone' || return 1
+	has persisted && has gone
+	# The image itself is untouched.
+	[ -e "$ROOTFS/etc/hostname" ] || { say "image modified"; return 1; }
+}
+
+t_volume_keeps_disk_owners() {
+	mkdir -p vol && echo hi > vol/f && chown 1234:2345 vol/f && chown 0:0 vol
+	ws_sh 'stat -c %u:%g /data/f; echo new > /data/g; chown 1000:1000 /data/g; ls -ln /ro >/dev/null; touch /ro/x 2>/dev/null || echo ro-ok' \
+		-v "$PWD/vol:/data" -v "$PWD/vol:/ro:ro" || return 1
+	has 1234:2345 && has ro-ok || return 1
+	expect_eq "owner on disk" "$(stat -c %u:%g vol/g)" 1000:1000
+}
+
+t_masked_paths_hold() {
+	ws_sh '
+	  for f in /proc/keys /proc/timer_list /proc/sysrq-trigger; do
+	    [ -e $f ] || continue
+	    echo "$f $(stat -c %t:%T $f) $(wc -c < $f)"
+	    umount $f 2>/dev/null && echo "UMOUNTED $f"; umount -l $f 2>/dev/null && echo "UMOUNTED $f"
+	  done
+	  echo "fw $(stat -f -c %T /sys/firmware) $(ls -A /sys/firmware | wc -l)"
+	  touch /sys/firmware/x 2>/dev/null && echo WROTE
+	  mount -o remount,rw /sys/firmware 2>/dev/null && echo REMOUNTED
+	  umount /sys/firmware 2>/dev/null && echo UMOUNTED; true' || return 1
+	grep -q -e UMOUNTED -e WROTE -e REMOUNTED out && { say "a mask gave way:"; cat out >&2; return 1; }
+	has "/proc/keys 1:3 0" && has "fw tmpfs 0"
+}
+
+t_readonly_paths_hold() {
+	ws_sh '
+	  echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo WROTE
+	  mount -o remount,rw /proc/sys 2>/dev/null && echo REMOUNTED
+	  umount /proc/sys 2>/dev/null && echo UMOUNTED
+	  touch /sys/x 2>/dev/null && echo WROTE-SYS
+	  umount /dev 2>/dev/null && echo UMOUNTED-DEV
+	  grep -q " /proc/sys ro," /proc/self/mountinfo && echo sys-ro; true' || return 1
+	grep -q -e WROTE -e REMOUNTED -e UMOUNTED out && { say "a read-only path gave way:"; cat out >&2; return 1; }
+	has sys-ro
+}
+
+t_new_mounts_inside_work() {
+	ws_sh 'mkdir -p /mnt/t /mnt/p && mount -t tmpfs t /mnt/t && echo tmpfs-ok
+	       mount -t proc proc /mnt/p && test -e /mnt/p/self/status && echo proc-ok
+	       unshare -p -f -m sh -c "mount -t proc p /proc && ps -o pid | tail -n +2" ' || return 1
+	has tmpfs-ok && has proc-ok && has "    1"
+}
+
+t_dev_nodes() {
+	ws_sh 'for d in null zero full random urandom tty ptmx; do test -c /dev/$d -o -L /dev/$d || echo "NO $d"; done
+	       head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo null-ok
+	       test -d /dev/pts -a -d /dev/shm -a -d /dev/mqueue && echo dirs-ok
+	       stat -c %U /dev/null; test -e /dev/fuse && echo HAS-FUSE; true' || return 1
+	grep -q '^NO ' out && { cat out >&2; return 1; }
+	has 4 && has null-ok && has dirs-ok && has root || return 1
+	grep -q HAS-FUSE out && { say "/dev/fuse without devices.fuse"; return 1; }
+	return 0
+}
+
+t_dev_fuse_when_enabled() {
+	[ -c /dev/fuse ] || { say "this host has no /dev/fuse"; return 1; }
+	ws_sh 'stat -c "%U %t:%T" /dev/fuse; exec 3<>/dev/fuse && echo opened' --fuse || return 1
+	has "root a:e5" && has opened
+}
+
+t_user_workdir_env_hostname() {
+	FOO_A=1 FOO_B=2 BAR=3 ws_sh 'id -u; pwd; echo "$GREETING $FOO_A$FOO_B${BAR:-unset}"; hostname' \
+		--user nobody --workdir /tmp --env GREETING=hello --env-pass 'FOO_*' --hostname box || return 1
+	has 65534 && has /tmp && has "hello 12unset" && has box
+}
+
+t_exit_status_propagates() {
+	ws --rootfs "$ROOTFS" --state "$PWD/state" -- sh -c 'exit 7'; expect_eq "exit" "$?" 7 || return 1
+	ws --rootfs "$ROOTFS" --state "$PWD/state" -- /no/such; expect_eq "not found" "$?" 127
+}
+
+t_image_init_runs_as_pid1() {
+	cp -a "$ROOTFS" img && mkdir -p img/sbin
+	printf '#!/bin/sh\necho "init pid $$"\nexit 3\n' > img/sbin/init && chmod 755 img/sbin/init
+	ws --rootfs "$PWD/img" --state "$PWD/state"; expect_eq "exit" "$?" 3 || return 1
+	has "init pid 1"
+}
+
+t_stop_signal_ends_workspace() {
+	local name=stop.$$.$RANDOM
+	outer_start "$name" -- "$CVM" run -t 2s --rootfs "$ROOTFS" --state "$PWD/state" -- \
+		sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done'
+	wait_for "$OUTER_DIR/$name/out" ready 20 || return 1
+	outer_signal "$name" TERM
+	outer_wait "$name" 20; expect_eq "exit" "$?" 0 || return 1
+	grep -q got-term "$OUTER_DIR/$name/out"
+}
+
+# ---- bad input: each fails before anything starts, naming problem and fix ----
+
+expect_fail() {   # expect_fail STATUS PATTERN cvm-run-args...
+	local want=$1 pat=$2; shift 2
+	ws "$@"; local rc=$?
+	expect_eq "exit" "$rc" "$want" || { cat err >&2; return 1; }
+	grep -q -- "$pat" err || { say "stderr lacks '$pat':"; sed 's/^/      | /' err >&2; return 1; }
+}
+
+t_bad_missing_rootfs() {
+	expect_fail 2 "rootfs /nonexistent: .*point --rootfs" --rootfs /nonexistent --state "$PWD/s"
+}
+
+t_bad_rootfs_without_shell() {
+	mkdir -p empty/etc
+	expect_fail 2 "has neither /sbin/init nor /bin/sh" --rootfs "$PWD/empty" --state "$PWD/s"
+}
+
+t_bad_uid_range() {
+	expect_fail 2 "uid_count: 1000 is below 65536" --rootfs "$ROOTFS" --state "$PWD/s" --uid-count 1000
+}
+
+t_bad_relative_path() {
+	expect_fail 2 "must be an absolute path" --rootfs rootfs --state "$PWD/s"
+}
+
+t_bad_mount_source_missing() {
+	expect_fail 2 'mount "volume-1": source /nonexistent' --rootfs "$ROOTFS" --state "$PWD/s" \
+		-v /nonexistent:/data -- true
+}
+
+t_bad_state_on_overlay() {
+	mkdir -p lo up wk ov
+	mount -t overlay overlay -o lowerdir=lo,upperdir=up,workdir=wk ov || return 1
+	expect_fail 125 "state dir .*is on overlay, which the kernel cannot idmap; .*use a volume on ext4" --rootfs "$ROOTFS" \
+		--state "$PWD/ov/state" -- true; local rc=$?
+	umount ov; return $rc
+}
+
+# ---- a malicious image cannot aim a mount outside itself ----
+
+t_malicious_symlinked_proc() {
+	cp -a "$ROOTFS" img && rm -rf img/proc && ln -s / img/proc
+	expect_fail 125 "/proc is a symlink (-> /) in the image" --rootfs "$PWD/img" --state "$PWD/s" -- true
+}
+
+t_malicious_symlinked_dev() {
+	cp -a "$ROOTFS" img && rm -rf img/dev && ln -s ../../../../dev img/dev
+	expect_fail 125 "/dev is a symlink" --rootfs "$PWD/img" --state "$PWD/s" -- true
+}
+
+t_malicious_volume_target() {
+	cp -a "$ROOTFS" img && ln -s / img/escape && ln -s /etc img/etc-link
+	mkdir -p vol && echo vol > vol/f
+	# A symlink as the target itself is refused...
+	expect_fail 125 "/escape is a symlink (-> /)" --rootfs "$PWD/img" --state "$PWD/s" \
+		-v "$PWD/vol:/escape" -- true || return 1
+	# ...and one in the middle resolves inside the image: /escape/victim is
+	# the image's /victim, never the outer container's.
+	ws_sh 'cat /victim/f' -v "$PWD/vol:/escape/victim" --rootfs "$PWD/img" || return 1
+	has vol && [ ! -e /victim ]
+}
+
+# ---- an image on a filesystem that cannot be idmapped: copied once ----
+
+t_fallback_copy_for_overlay_image() {
+	mkdir -p up wk ov
+	mount -t overlay overlay -o lowerdir="$ROOTFS",upperdir=up,workdir=wk ov || return 1
+	ws_sh 'echo run1' --rootfs "$PWD/ov"; local rc=$?
+	grep -q "is on overlay, which cannot be idmapped: copying it once" err || { rc=1; say "no copy note"; cat err >&2; }
+	[ $rc = 0 ] && ws_sh 'echo run2' --rootfs "$PWD/ov" || rc=1
+	grep -q "using the copy of .* made earlier" err || { rc=1; say "copy not reused"; cat err >&2; }
+	umount ov; [ $rc = 0 ] && has run2
+}
+
+for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
+	run_test "${t#t_}" "$t"
+done
+finish
