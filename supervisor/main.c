@@ -16,17 +16,22 @@ static void usage(FILE *out)
 {
 	fputs("Usage: cvm [COMMAND] [OPTIONS] [-- CMD [ARG...]]\n"
 	      "\n"
-	      "cvm runs as PID 1 of a privileged container and supervises a workspace:\n"
-	      "it reaps every process, forwards signals, and stops everything cleanly.\n"
+	      "cvm runs as PID 1 of a privileged container and builds a VM-like\n"
+	      "workspace in it (user namespace, idmapped rootfs, its own /proc, /sys\n"
+	      "and /dev); it reaps every process, forwards signals, and stops\n"
+	      "everything cleanly.\n"
 	      "\n"
 	      "Commands:\n"
 	      "  run        start and supervise the workspace (the default)\n"
+	      "  exec       run a command inside the running workspace\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help      show this help (cvm run --help: every run option)\n"
 	      "  -V, --version   print the version\n"
 	      "\n"
 	      "Examples:\n"
+	      "  cvm run --rootfs /img --state /data   a workspace from an image\n"
+	      "  cvm exec -t -- /bin/sh           a shell inside it, from outside\n"
 	      "  cvm run -- /bin/sh               supervise a shell, tini-style\n"
 	      "  cvm --stop-timeout 30s -- myapp  same as 'cvm run ...'\n"
 	      "  cvm run --config ./cvm.ini       everything from a config file\n"
@@ -55,6 +60,8 @@ int main(int argc, char *argv[])
 		return cvm_cmd_run(argc, argv);
 	if (!strcmp(cmd, "run"))
 		return cvm_cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "exec"))
+		return cvm_cmd_exec(argc - 1, argv + 1);
 	fprintf(stderr, "cvm: unknown command '%s'; try 'cvm --help'\n", cmd);
 	return 2;
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pid1.h"
 #include "spawn.h"
+#include "control.h"
 #include "env.h"
 #include "inner.h"
 #include "runtime/cleanup.h"
@@ -310,8 +311,9 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
 	};
 	struct cvm_ws ws = { -1, -1 };
+	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
-	int status;
+	int status, ctl_fd = -1;
 
 	if (!in.envp || ws_precheck(c, &in, &err) < 0) {
 		log_error("%s", in.envp ? err.msg : "out of memory");
@@ -334,8 +336,16 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
+	ctl = (struct cvm_control_ctx){ ws.pidfd, ws.pid, in.envp, c->user, c->workdir };
+	ctl_fd = cvm_control_listen(c->control_socket, &err);
+	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
+		log_warn("cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
 	status = cvm_pid1_run(&p);
 	cvm_pid1_close(&p);
+	if (ctl_fd >= 0) {
+		close(ctl_fd);
+		unlink(c->control_socket);
+	}
 	close(ws.pidfd);
 	cvm_env_free(in.envp);
 	return status;

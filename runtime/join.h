@@ -1,0 +1,35 @@
+/* Joining a running workspace from outside (cvm exec). */
+#ifndef CVM_JOIN_H
+#define CVM_JOIN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Move the calling process into the workspace whose PID 1 is @ws_pid
+ * (@ws_pidfd): its cgroup, then its user, mount, pid, uts, ipc and cgroup
+ * namespaces (and net, when it has its own). The caller must be a
+ * disposable, single-threaded process of outer root: it becomes
+ * non-dumpable first, because it still holds the outer cvm's memory and
+ * inner root must not ptrace it or read its /proc files (the runc
+ * CVE-2019-5736 class). Afterwards "/" is the workspace's root; the pid
+ * namespace applies to children only. */
+int cvm_join_enter(int ws_pidfd, pid_t ws_pid, struct cvm_error *err);
+
+struct cvm_join_cmd {
+	char *const *argv;
+	char **envp;            /* HOME, USER (and TERM) are added if missing */
+	const char *user;       /* name, uid, uid:gid */
+	const char *workdir;    /* NULL: the user's home if it exists, else / */
+	int stdio[3];           /* when there is no pty */
+	int pty_slave;          /* -1, or the pty the command gets as its terminal */
+};
+
+/* After cvm_join_enter: start the command inside. Errors before exec come
+ * back as text on *@err_fd (read it to EOF; empty: exec succeeded) with
+ * the exit status the caller should report (125/126/127) as the first
+ * byte. Returns the command's pid. */
+pid_t cvm_join_spawn(const struct cvm_join_cmd *cmd, int *err_fd, struct cvm_error *err);
+
+#endif
