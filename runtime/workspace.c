@@ -99,7 +99,11 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	/* The outer cvm may die before it hands us the rootfs. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	mnt_fd = recv_fd(sock);
-	if (mnt_fd < 0)
+	/* Wait for the parent's go as well: the builder is still a process of
+	 * our pid namespace, and if we ran and exited at once, the kernel would
+	 * kill it before it could report success. */
+	char go;
+	if (mnt_fd < 0 || read(sock, &go, 1) != 1)
 		_exit(125);     /* setup failed; the parent says why */
 	close(sock);
 	if (setns(mnt_fd, CLONE_NEWNS) < 0)
@@ -441,6 +445,11 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		return -1;      /* cleanup_pid kills and reaps C */
 	}
 	close_layers(&l);
+	if (write(sp[0], "G", 1) != 1) {
+		close(sp[0]);
+		close(pidfd);
+		return cvm_error_set(err, errno, "start the workspace");
+	}
 	close(sp[0]);
 	out->pidfd = pidfd;
 	out->pid = steal_pid(&pid);

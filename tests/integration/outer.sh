@@ -1,112 +1,188 @@
-# The outer-container harness: what `docker run --privileged` gives cvm,
-# made from unshare. Source it after lib.sh; it cleans up on EXIT (a test
-# script that needs its own EXIT trap calls outer_cleanup from it).
+# The outer-container harness: what `docker run --privileged` gives cvm, made
+# from unshare. Source it (bash, after lib.sh); needs root, cgroup2, util-linux.
 #
-#   outer_start NAME [--env K=V ...] -- CMD...   CMD becomes PID 1 of a new pid,
-#       mount and cgroup namespace, with a fresh /proc, its own cgroup2 subtree
-#       at /sys/fs/cgroup and a tmpfs /run; stdout/stderr in $OUTER_DIR/NAME/{out,err}
-#   outer_exec NAME CMD...      run CMD inside it, like docker exec
-#   outer_wait NAME [SECONDS]   wait for PID 1 (default 30 s); returns its exit
-#       status, 124 on timeout; removes the container's cgroup when it is over
-#   outer_signal NAME SIG       signal PID 1, like docker stop/kill
-#   outer_log NAME              print its stdout and stderr
-#   outer_rootfs BUILD_DIR      print the cached busybox rootfs with /usr/bin/probe
-#   outer_cleanup               kill and remove everything (runs on EXIT)
+#   outer_start NAME [--env K=V ...] -- CMD [ARGS...]
+#       Start CMD as PID 1 of new pid, mount, cgroup, uts and ipc namespaces
+#       and return once it runs (1 if it could not start). Inside: a fresh
+#       /proc, cgroup2 at /sys/fs/cgroup showing only its own subtree
+#       (<cgroup2 mount>/cvm-test.<script pid>.NAME, the cgroup ns root), a
+#       tmpfs on /run; the host's files otherwise, cwd the caller's. CMD gets
+#       stdin /dev/null, stdout/stderr in $OUTER_DIR/NAME/{out,err}, no fds
+#       above 2, default signal dispositions, its own session, the caller's
+#       environment plus each --env. NAME: unique per script, no "/".
+#       $OUTER_DIR/NAME/pid: PID 1's host PID; $OUTER_DIR/NAME/state: an
+#       empty dir for the container's state (e.g. cvm --state).
+#   outer_exec NAME CMD...   like docker exec: CMD in its namespaces and in
+#       PID 1's cgroup, with PID 1's root and cwd; returns CMD's status; stdio
+#       pass through.
+#   outer_wait NAME [SECONDS]  wait (default 30, whole seconds) for PID 1 to
+#       end; returns its status (128+N if signal N killed it), or 124 on
+#       timeout (it keeps running). Then removes the container's cgroup.
+#   outer_signal NAME SIG    send SIG to PID 1 (the kernel drops it unless
+#       PID 1 handles SIG, KILL and STOP aside, as under docker).
+#   outer_log NAME           print its stdout, then its stderr.
+#   outer_rootfs BUILD_DIR   print the cached busybox rootfs with the static
+#       probe at /usr/bin/probe (read-only input: share, never write).
+#   outer_cleanup            kill every container, remove its cgroups and
+#       $OUTER_DIR. Runs on EXIT: sourcing chains it before an EXIT trap set
+#       earlier; a script setting its own EXIT trap afterwards must call
+#       outer_cleanup from it.
+#
+# All mounts happen in the containers' private mount namespaces, which die
+# with their last process; state lives in files under $OUTER_DIR so that
+# containers started in subshells (run_test) are cleaned up too.
 
 OUTER_DIR=$(mktemp -d /tmp/cvm-outer.XXXXXX)
-OUTER_CGROUPS=""
-# Wherever the host mounts cgroup2 (/sys/fs/cgroup, or .../unified on hybrid hosts).
+# cgroup2 wherever the host mounts it (/sys/fs/cgroup, or .../unified when hybrid).
 OUTER_CG2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 
-# Runs as the outer container's first process, before CMD replaces it.
-OUTER_SETUP='mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
-mount -t tmpfs -o mode=0755 tmpfs /run && exec "$@"'
+# The "unshare process" (bash, after unshare execs it): in the new mount ns
+# but the host pid ns, so its first child is PID 1. It stays the parent to
+# record PID 1's real wait status: unshare --fork 2.38 turns a SIGKILLed
+# child into exit 1 ("sigprocmask unblock failed").
+# $1 cgroup dir, $2 state dir, $3 the PID 1 setup script, then env args + CMD.
+OUTER_PARENT='cg=$1 d=$2 setup=$3; shift 3
+trap "" INT QUIT   # a ^C to the test must not orphan PID 1 and lose its status
+for f in /proc/self/fd/*; do f=${f##*/}; [ "$f" -le 2 ] || eval "exec $f>&-"; done
+(
+	exec </dev/null >"$d/out" 2>"$d/err"
+	read -r pid _ < /proc/self/stat && echo "$pid" > "$d/pid"   # still the host /proc
+	# Join the subtree first: a new cgroup ns is rooted where its creator stands.
+	echo 0 > "$cg/cgroup.procs" || exit 125
+	exec unshare --cgroup -- setsid -- sh -c "$setup" outer-setup "$d" "$@"
+) &
+wait $!
+echo $? > "$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"'
+
+# PID 1 itself, in all its namespaces now (cgroup2 mounted here shows the ns root).
+OUTER_SETUP='d=$1; shift
+mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
+	mount -t tmpfs -o mode=0755 tmpfs /run || exit 125
+: > "$d/ready"
+exec env --default-signal "$@"'
+
+# outer_exec runs this inside first: join PID 1s cgroup, as docker exec does.
+OUTER_JOIN='g=
+while IFS= read -r l; do case $l in 0::*) g=${l#0::} ;; esac; done < /proc/1/cgroup
+{ echo 0 > "/sys/fs/cgroup${g%/}/cgroup.procs"; } 2>/dev/null
+exec "$@"'
 
 outer_start() {
-	local name=$1 d cg; shift
-	local envs=()
+	local name=${1:?outer_start: NAME}; shift
+	local envs=() d cg i
 	while [ $# -gt 0 ] && [ "$1" != "--" ]; do
-		[ "$1" = "--env" ] && { envs+=("$2"); shift 2; continue; }
-		echo "outer_start: unknown option $1" >&2; return 2
+		case $1 in
+		--env) envs+=("${2:?outer_start: --env K=V}"); shift 2 ;;
+		*) echo "outer_start: unknown option $1" >&2; return 2 ;;
+		esac
 	done
+	[ "${1:-}" = "--" ] && [ $# -ge 2 ] || { echo "outer_start: usage: NAME [--env K=V]... -- CMD..." >&2; return 2; }
 	shift
+	case $name in */*|.*) echo "outer_start: bad name '$name'" >&2; return 2 ;; esac
 	[ -n "$OUTER_CG2" ] || { echo "outer_start: no cgroup2 mount on this host" >&2; return 1; }
 	d=$OUTER_DIR/$name
 	cg=$OUTER_CG2/cvm-test.$$.$name
-	mkdir -p "$d" && mkdir "$cg" || return 1
-	OUTER_CGROUPS="$OUTER_CGROUPS $cg"
+	mkdir "$d" || { echo "outer_start: $name exists" >&2; return 1; }
+	mkdir "$d/state"
+	# Recorded before anything runs, so outer_cleanup finds even a half-started one.
 	echo "$cg" > "$d/cgroup"
-	(
-		# Into the subtree first: the new cgroup namespace is rooted where we stand.
-		echo "$BASHPID" > "$cg/cgroup.procs"
-		env "${envs[@]}" unshare --pid --mount --cgroup --fork --propagation private \
-			sh -c "$OUTER_SETUP" sh "$@" > "$d/out" 2> "$d/err" < /dev/null
-		echo $? > "$d/rc"
-	) &
-	local wrapper=$! unshare_pid="" pid1="" i
-	for i in $(seq 200); do
-		unshare_pid=${unshare_pid:-$(cat /proc/$wrapper/task/*/children 2>/dev/null | awk '{print $1}')}
-		[ -n "$unshare_pid" ] && pid1=$(cat /proc/"$unshare_pid"/task/*/children 2>/dev/null | awk '{print $1}')
-		if [ -n "$pid1" ] && [ "$(readlink /proc/"$pid1"/ns/pid)" != "$(readlink /proc/self/ns/pid)" ]; then
-			echo "$pid1" > "$d/pid"
-			return 0
-		fi
-		[ -e "$d/rc" ] && { echo "$pid1" > "$d/pid"; return 0; }   # over already
-		sleep 0.02
+	mkdir "$cg" || return 1
+	unshare --pid --mount --uts --ipc --propagation private -- \
+		bash -c "$OUTER_PARENT" outer-parent "$cg" "$d" "$OUTER_SETUP" -- "${envs[@]}" "$@" \
+		</dev/null >/dev/null 2>"$d/unshare.err" &
+	echo $! > "$d/unshare.pid"
+	for ((i = 0; i < 400; i++)); do
+		[ -e "$d/ready" ] && return 0
+		[ -e "$d/rc" ] && break
+		sleep 0.025
 	done
-	echo "outer_start $name: PID 1 did not appear" >&2
+	echo "outer_start $name: PID 1 did not start (exit $(cat "$d/rc" 2>/dev/null || echo -)):" >&2
+	cat "$d/unshare.err" "$d/err" >&2 2>/dev/null || :
 	return 1
 }
 
 outer_pid() { cat "$OUTER_DIR/$1/pid"; }
 
+outer_running() { [ -s "$OUTER_DIR/$1/pid" ] && [ ! -e "$OUTER_DIR/$1/rc" ]; }
+
 outer_exec() {
-	local name=$1; shift
-	nsenter -t "$(outer_pid "$name")" -p -m -C -- "$@"
+	local name=${1:?outer_exec: NAME} pid; shift
+	outer_running "$name" || { echo "outer_exec: $name is not running" >&2; return 125; }
+	pid=$(outer_pid "$name")
+	if [ -x "/proc/$pid/root/bin/sh" ]; then
+		nsenter -t "$pid" -p -m -C -u -i -r -w -- /bin/sh -c "$OUTER_JOIN" sh "$@"
+	else   # a root without sh: still inside, just not in its cgroup
+		nsenter -t "$pid" -p -m -C -u -i -r -w -- "$@"
+	fi
 }
 
-outer_signal() { kill -s "$2" "$(outer_pid "$1")"; }
+outer_signal() {
+	outer_running "$1" || { echo "outer_signal: $1 is not running" >&2; return 1; }
+	kill -s "$2" "$(outer_pid "$1")"
+}
 
 outer_log() { cat "$OUTER_DIR/$1/out" "$OUTER_DIR/$1/err"; }
 
-# outer_kill_cgroup DIR: end every process in DIR (and below) and remove it.
-outer_kill_cgroup() {
-	local cg=$1 i
-	[ -d "$cg" ] || return 0
-	echo 1 > "$cg/cgroup.kill" 2>/dev/null
-	for i in $(seq 100); do
-		grep -q 'populated 0' "$cg/cgroup.events" 2>/dev/null && break
+# outer_reap NAME: end whatever is left of it and remove its cgroup tree.
+outer_reap() {
+	local d=$OUTER_DIR/$1 cg i pid
+	[ -s "$d/cgroup" ] || return 0
+	cg=$(cat "$d/cgroup")
+	# Until its parent has recorded PID 1's end, keep killing: PID 1 may join
+	# the cgroup only now. PID 1's death takes its whole pid ns with it.
+	for ((i = 0; i < 200; i++)); do
+		[ -e "$d/rc" ] && break
+		{ echo 1 > "$cg/cgroup.kill"; } 2>/dev/null || :
+		pid=$(cat "$d/pid" 2>/dev/null) || :
+		[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || :
 		sleep 0.05
 	done
-	# Children first: cvm may have made its own groups below ours.
-	find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
-	[ ! -d "$cg" ]
+	[ -e "$d/rc" ] || echo "outer: $1 did not end" >&2
+	[ -d "$cg" ] || return 0
+	{ echo 1 > "$cg/cgroup.kill"; } 2>/dev/null || :
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^populated 0' "$cg/cgroup.events" 2>/dev/null && break
+		sleep 0.05
+	done
+	# Deepest first: the container may have made cgroups of its own.
+	find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || :
+	[ ! -d "$cg" ] || { echo "outer: cannot remove $cg" >&2; return 1; }
 }
 
 outer_wait() {
-	local d=$OUTER_DIR/$1 limit=$(( ${2:-30} * 20 )) i=0
-	while [ ! -e "$d/rc" ]; do
-		[ $i -ge "$limit" ] && return 124
-		sleep 0.05; i=$((i + 1))
+	local d=$OUTER_DIR/${1:?outer_wait: NAME} limit=$(( ${2:-30} * 20 )) i
+	[ -d "$d" ] || { echo "outer_wait: no container $1" >&2; return 125; }
+	for ((i = 0; ; i++)); do
+		[ -e "$d/rc" ] && break
+		[ "$i" -lt "$limit" ] || return 124
+		sleep 0.05
 	done
-	outer_kill_cgroup "$(cat "$d/cgroup")"
+	outer_reap "$1" || true
 	return "$(cat "$d/rc")"
 }
 
 outer_cleanup() {
-	local cg
-	for cg in $OUTER_CGROUPS; do outer_kill_cgroup "$cg"; done
-	wait 2>/dev/null
+	local d
+	[ -d "$OUTER_DIR" ] || return 0
+	for d in "$OUTER_DIR"/*/; do
+		if [ -e "$d/cgroup" ]; then outer_reap "$(basename "$d")" || :; fi
+	done
 	rm -rf "$OUTER_DIR"
 }
-trap outer_cleanup EXIT
 
-# The busybox rootfs plus the static probe, built once per (scripts/rootfs,
-# probe) and shared read-only: cvm never writes to an image.
+# Chain: ours first (containers may use the script's files), then the old one.
+eval "OUTER_PREV_EXIT_TRAP=( $(trap -p EXIT) )"
+OUTER_PREV_EXIT_TRAP=${OUTER_PREV_EXIT_TRAP[2]-}
+trap 'outer_cleanup; eval "$OUTER_PREV_EXIT_TRAP"' EXIT
+
+# The busybox rootfs plus the static probe, built once per (this recipe,
+# scripts/rootfs, busybox, probe) and shared read-only: cvm never writes to
+# an image.
 outer_rootfs() {
-	local build=$1 src key cache dir tmp
+	local build=${1:?outer_rootfs: BUILD_DIR} src key cache dir tmp
 	src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-	key=$(cat "$src/scripts/rootfs" "$build/tests/probe/probe" /bin/busybox | sha256sum | cut -c1-16)
+	key=$( { echo recipe-2; cat "$src/scripts/rootfs" /bin/busybox "$build/tests/probe/probe"; } |
+		sha256sum | cut -c1-16) || return 1
 	cache=${CVM_TEST_CACHE:-/var/cache/cvm-test}
 	dir=$cache/rootfs-$key
 	if [ ! -x "$dir/usr/bin/probe" ]; then
@@ -115,7 +191,8 @@ outer_rootfs() {
 		"$src/scripts/rootfs" "$tmp/r" >/dev/null && mkdir -p "$tmp/r/usr/bin" &&
 			cp "$build/tests/probe/probe" "$tmp/r/usr/bin/probe" &&
 			chmod 755 "$tmp/r" || { rm -rf "$tmp"; return 1; }
-		# rename is atomic: a parallel run sees all of it or none.
+		# rename is atomic: a parallel run sees all of it or none; the loser
+		# finds the winner's copy in place.
 		mv -T "$tmp/r" "$dir" 2>/dev/null || [ -x "$dir/usr/bin/probe" ] || { rm -rf "$tmp"; return 1; }
 		rm -rf "$tmp"
 	fi
