@@ -129,10 +129,22 @@ t_dev_nodes() {
 	return 0
 }
 
-t_dev_fuse_when_enabled() {
-	[ -c /dev/fuse ] || { say "this host has no /dev/fuse"; return 1; }
-	ws_sh 'stat -c "%U %t:%T" /dev/fuse; exec 3<>/dev/fuse && echo opened' --fuse || return 1
-	has "root a:e5" && has opened
+t_dev_fuse_and_tun_when_enabled() {
+	[ -c /dev/fuse ] && [ -c /dev/net/tun ] || { say "this host lacks /dev/fuse or /dev/net/tun"; return 1; }
+	ws_sh 'stat -c "%U %t:%T" /dev/fuse /dev/net/tun; exec 3<>/dev/fuse && echo fuse-opened
+	       exec 4<>/dev/net/tun && echo tun-opened' --fuse --tun || return 1
+	has "root a:e5" && has "root a:c8" && has fuse-opened && has tun-opened
+}
+
+# Root inside has every capability, in the workspace's user namespace only.
+t_capabilities_only_inside() {
+	ws_sh 'grep CapEff /proc/self/status; hostname renamed && hostname
+	       mknod /tmp/null c 1 3 2>/dev/null && echo MKNOD
+	       echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo DROPPED
+	       cat /proc/1/environ >/dev/null 2>&1 && echo ENVIRON; true' || return 1
+	grep -q 'CapEff:.*1ffffffffff$' out || { say "$(grep CapEff out)"; return 1; }
+	has renamed || return 1
+	! grep -q -e MKNOD -e DROPPED -e ENVIRON out || { say "outer privilege inside:"; cat out >&2; return 1; }
 }
 
 t_user_workdir_env_hostname() {
