@@ -165,6 +165,14 @@ t_image_init_runs_as_pid1() {
 	has "init pid 1"
 }
 
+t_init_command_is_pid1() {
+	# Split on blanks, no shell: cat's own stat line starts with its pid.
+	ws --rootfs "$ROOTFS" --state "$PWD/state" --init "/bin/cat /proc/self/stat"
+	expect_eq "exit" "$?" 0 || return 1
+	grep -q '^1 (cat) ' out || { say "$(cat out)"; return 1; }
+	expect_fail 2 "init: /nonexistent is not an executable file" --rootfs "$ROOTFS" --state "$PWD/state" --init /nonexistent
+}
+
 t_stop_signal_ends_workspace() {
 	local name=stop.$$.$RANDOM
 	outer_start "$name" -- "$CVM" run -t 2s --rootfs "$ROOTFS" --state "$PWD/state" -- \
