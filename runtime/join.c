@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "cleanup.h"
 #include "join.h"
 #include "syscalls.h"
@@ -21,22 +22,14 @@
 /* Best effort: the workspace's cgroup, so its limits count us too. */
 static void join_cgroup(pid_t ws_pid)
 {
-	char path[8300], line[4096], mnt[4096] = "";
-	cleanup_file FILE *cg = NULL, *mi = fopen("/proc/self/mountinfo", "re");
+	char path[8300], line[4096], mnt[4096];
+	cleanup_file FILE *cg = NULL;
 
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)ws_pid);
 	cg = fopen(path, "re");
-	if (!cg || !mi)
+	if (!cg || cvm_cgroup_mount(mnt, sizeof(mnt)) < 0)
 		return;
-	while (fgets(line, sizeof(line), mi)) {
-		char point[4096], type[64];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s %*[^-]- %63s", point, type) == 2 &&
-		    !strcmp(type, "cgroup2")) {
-			snprintf(mnt, sizeof(mnt), "%s", point);
-			break;
-		}
-	}
-	while (mnt[0] && fgets(line, sizeof(line), cg)) {
+	while (fgets(line, sizeof(line), cg)) {
 		if (strncmp(line, "0::", 3))
 			continue;
 		line[strcspn(line, "\n")] = '\0';
@@ -65,6 +58,13 @@ int cvm_join_enter(int ws_pidfd, pid_t ws_pid, struct cvm_error *err)
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		return cvm_error_set(err, errno, "make the joining process non-dumpable");
 	join_cgroup(ws_pid);
+	/* cvm runs at -1000; what joins the workspace is as killable as it. */
+	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (oom >= 0) {
+		if (write(oom, "0", 1) < 0)
+			(void)0;
+		close(oom);
+	}
 	if (!same_ns(ws_pid, "net"))
 		flags |= CLONE_NEWNET;
 	if (setns(ws_pidfd, flags) < 0)

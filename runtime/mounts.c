@@ -317,6 +317,9 @@ int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	if (mount_new(root_fd, "/proc", "proc", no_opts, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/sys", "sysfs", no_opts,
 		      NOSUID_NODEV_NOEXEC | CVM_MOUNT_ATTR_RDONLY, err) < 0 ||
+	    /* Made from inside the workspace's cgroup namespace (the builder
+	     * joined it): the workspace's group is the root here. */
+	    mount_new(root_fd, "/sys/fs/cgroup", "cgroup2", no_opts, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_dev(root_fd, s, err) < 0 ||
 	    mount_tmpfs(root_fd, "/run", "0755", "20%", s->id_base,
 			CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV, err) < 0 ||

@@ -98,6 +98,12 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 
 	/* The outer cvm may die before it hands us the rootfs. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* cvm shields itself from the OOM killer; the workspace must not be.
+	 * Now, while our ids still own our /proc entries. */
+	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (oom < 0 || write(oom, "0", 1) != 1)
+		ws_die("reset oom_score_adj");
+	close(oom);
 	mnt_fd = recv_fd(sock);
 	/* Wait for the parent's go as well: the builder is still a process of
 	 * our pid namespace, and if we ran and exited at once, the kernel would
@@ -113,6 +119,7 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 		ws_die("become root of the user namespace");
 	if (sethostname(s->hostname, strlen(s->hostname)) < 0)
 		ws_die("sethostname");
+
 	if (chdir("/") < 0)
 		ws_die("chdir /");
 	/* Nothing of the outer cvm (epoll, signalfd, sockets) goes inside. */
@@ -241,7 +248,10 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 		struct cvm_error e = { 0 };
 		pid_t b;
 		close(pipefd[0]);
-		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC) < 0 || unshare(CLONE_NEWNS) < 0 ||
+		/* The cgroup namespace too: cgroup2 mounted from there shows the
+		 * workspace's group as its root. */
+		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP) < 0 ||
+		    unshare(CLONE_NEWNS) < 0 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			cvm_error_set(&e, errno, "enter the workspace namespaces");
 		} else if ((b = fork()) == 0) {
@@ -427,6 +437,11 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return cvm_error_set(err, errno, "socketpair");
 	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	if (s->cgroup_fd >= 0) {
+		/* Born in its group: no moment when it runs under cvm's limits. */
+		ca.flags |= CVM_CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)s->cgroup_fd;
+	}
 	pid = sys_clone3(&ca, sizeof(ca));
 	if (pid == 0) {
 		close(sp[0]);

@@ -4,5 +4,6 @@
 /* Each command takes argv with argv[0] = its own name; returns the exit code. */
 int cvm_cmd_run(int argc, char *argv[]);
 int cvm_cmd_exec(int argc, char *argv[]);
+int cvm_cmd_status(int argc, char *argv[]);
 
 #endif

@@ -35,7 +35,8 @@ enum key_type {
 	T_NAME_LIST,    /* NAME or PREFIX*, separated by commas or whitespace */
 };
 
-enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_MOUNT };
+/* SEC_MOUNT stays last: the named-section lookup stops at it. */
+enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_MOUNT };
 
 struct key;
 typedef int (*key_check)(const struct key *k, const char *value, const char *source,
@@ -57,6 +58,7 @@ static const char *const section_names[] = {
 	[SEC_SUPERVISOR] = "supervisor",
 	[SEC_WORKSPACE] = "workspace",
 	[SEC_DEVICES] = "devices",
+	[SEC_RESOURCES] = "resources",
 	[SEC_MOUNT] = "mount",
 };
 
@@ -71,6 +73,8 @@ static int check_hostname(const struct key *k, const char *value, const char *so
 			  struct cvm_error *err);
 static int check_network(const struct key *k, const char *value, const char *source,
 			 struct cvm_error *err);
+static int check_limit(const struct key *k, const char *value, const char *source,
+		       struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -114,6 +118,21 @@ static const struct key keys[] = {
 
 	{ SEC_DEVICES, "fuse", T_BOOL, CFG(dev_fuse), 0, "no", NULL, NULL, "provide /dev/fuse" },
 	{ SEC_DEVICES, "tun", T_BOOL, CFG(dev_tun), 0, "no", NULL, NULL, "provide /dev/net/tun" },
+
+	{ SEC_RESOURCES, "cpus", T_STRING, CFG(res_cpus), 0, "auto", NULL, check_limit,
+	  "CPUs (cpu.max): a number like 0.5 or 4, auto (the outer container's), or none" },
+	{ SEC_RESOURCES, "memory", T_STRING, CFG(res_memory), 0, "auto", NULL, check_limit,
+	  "memory.max: a size, auto (the outer container's), or none" },
+	{ SEC_RESOURCES, "memory_high", T_STRING, CFG(res_memory_high), 0, NULL, NULL, check_limit,
+	  "memory.high: a size where reclaim starts" },
+	{ SEC_RESOURCES, "swap", T_STRING, CFG(res_swap), 0, NULL, NULL, check_limit,
+	  "memory.swap.max: a size (0: no swap)" },
+	{ SEC_RESOURCES, "pids", T_STRING, CFG(res_pids), 0, NULL, NULL, check_limit,
+	  "pids.max: most processes and threads" },
+	{ SEC_RESOURCES, "cpuset", T_STRING, CFG(res_cpuset), 0, NULL, NULL, check_limit,
+	  "cpuset.cpus: CPUs the workspace may use, like 0-3,6" },
+	{ SEC_RESOURCES, "io_weight", T_STRING, CFG(res_io_weight), 0, NULL, NULL, check_limit,
+	  "io.weight: 1 to 10000 (default 100)" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -566,6 +585,47 @@ static int check_network(const struct key *k, const char *value, const char *sou
 			     k->name);
 }
 
+/* Values of [resources]; turned into cgroup files in supervisor/resources.c. */
+static int check_limit(const struct key *k, const char *value, const char *source,
+		       struct cvm_error *err)
+{
+	const char *name = k->name;
+	uint64_t size;
+	uint32_t n;
+	char *end;
+
+	if (!strcmp(name, "cpus")) {
+		double d = strtod(value, &end);
+		if (!strcmp(value, "auto") || !strcmp(value, "none") ||
+		    (!*end && end != value && isdigit((unsigned char)value[0]) && d > 0 && d <= 4096))
+			return 0;
+		return cvm_error_set(err, 0, "%s: bad value '%s' for cpus: expected a number of CPUs "
+				     "like 0.5 or 4, auto, or none", source, value);
+	}
+	if (!strcmp(name, "memory") && (!strcmp(value, "auto") || !strcmp(value, "none")))
+		return 0;
+	if (!strcmp(name, "memory") || !strcmp(name, "memory_high") || !strcmp(name, "swap")) {
+		if (cvm_parse_size(value, &size) == 0)
+			return 0;
+		return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected a size like 512M, "
+				     "4G%s", source, value, name,
+				     !strcmp(name, "memory") ? ", auto, or none" : "");
+	}
+	if (!strcmp(name, "pids"))
+		return cvm_parse_u32(value, &n) == 0 && n > 0 ? 0 :
+			cvm_error_set(err, 0, "%s: bad value '%s' for pids: expected a whole number "
+				      "above 0", source, value);
+	if (!strcmp(name, "io_weight"))
+		return cvm_parse_u32(value, &n) == 0 && n >= 1 && n <= 10000 ? 0 :
+			cvm_error_set(err, 0, "%s: bad value '%s' for io_weight: expected 1 to 10000",
+				      source, value);
+	/* cpuset */
+	if (strspn(value, "0123456789,-") == strlen(value) && isdigit((unsigned char)value[0]))
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for cpuset: expected a CPU list like "
+			     "0-3,6", source, value);
+}
+
 /* ---- init / free ------------------------------------------------------ */
 
 static void init_key(const struct key *k, void *base)
@@ -623,6 +683,7 @@ void cvm_config_init(struct cvm_config *c)
 	init_section(c, SEC_SUPERVISOR);
 	init_section(c, SEC_WORKSPACE);
 	init_section(c, SEC_DEVICES);
+	init_section(c, SEC_RESOURCES);
 }
 
 void cvm_config_free(struct cvm_config *c)
@@ -632,6 +693,7 @@ void cvm_config_free(struct cvm_config *c)
 	free_section(c, SEC_SUPERVISOR);
 	free_section(c, SEC_WORKSPACE);
 	free_section(c, SEC_DEVICES);
+	free_section(c, SEC_RESOURCES);
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		free_section(&c->mounts[i], SEC_MOUNT);
 		free(c->mounts[i].name);
@@ -704,7 +766,7 @@ static struct cvm_mount *find_or_add_mount(struct cvm_config *c, const char *nam
 static int unknown_section(const char *section, const char *key, const char *source,
 			   struct cvm_error *err)
 {
-	static const char known[] = "[supervisor], [workspace], [devices] or [mount \"NAME\"]";
+	static const char known[] = "[supervisor], [workspace], [devices], [resources] or [mount \"NAME\"]";
 
 	if (section[0] == '\0')
 		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",

@@ -62,6 +62,15 @@ struct cvm_config {
 	bool dev_fuse;
 	bool dev_tun;
 
+	/* [resources]: text as given; see supervisor/resources.c */
+	char *res_cpus;                 /* "auto", "none" or a number of CPUs */
+	char *res_memory;               /* "auto", "none" or a size */
+	char *res_memory_high;
+	char *res_swap;
+	char *res_pids;
+	char *res_cpuset;
+	char *res_io_weight;
+
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;
 	size_t n_mounts;

@@ -100,7 +100,11 @@ static int read_request(int conn, struct request *r)
 	char *p = r->buf, *end;
 	int i;
 
-	if (n < (ssize_t)sizeof(r->h) || r->h.magic != CVM_CTL_MAGIC || r->h.type != CVM_CTL_RUN)
+	if (n < (ssize_t)sizeof(r->h) || r->h.magic != CVM_CTL_MAGIC)
+		return -1;
+	if (r->h.type == CVM_CTL_STATUS)
+		return 0;
+	if (r->h.type != CVM_CTL_RUN)
 		return -1;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
 		if (cm->cmsg_type == SCM_RIGHTS) {
@@ -169,6 +173,57 @@ __attribute__((noreturn)) static void fail(int conn, int status, const char *msg
 	_exit(0);
 }
 
+/* ---- cvm status --------------------------------------------------------- */
+
+struct status_item {
+	const char *name;       /* JSON key and label */
+	const char *file;
+	const char *label;
+};
+
+static const struct status_item status_items[] = {
+	{ "memory_current", "memory.current", "memory used (bytes)" },
+	{ "memory_max", "memory.max", "memory limit" },
+	{ "memory_high", "memory.high", "memory high" },
+	{ "swap_max", "memory.swap.max", "swap limit" },
+	{ "cpu_max", "cpu.max", "cpu.max (quota period)" },
+	{ "cpuset_cpus", "cpuset.cpus", "cpuset" },
+	{ "pids_current", "pids.current", "processes" },
+	{ "pids_max", "pids.max", "process limit" },
+	{ "io_weight", "io.weight", "io weight" },
+};
+
+/* One line per cgroup file we can read; "n/a" when the controller is off. */
+__attribute__((noreturn)) static void status_reply(int conn, const struct cvm_control_ctx *ctx,
+						   bool json)
+{
+	static char out[8192];
+	size_t len = 0;
+	char v[256], usage[256] = "";
+
+	len += (size_t)snprintf(out + len, sizeof(out) - len, json ? "{\"pid\": %d, \"cgroup\": %s%s%s"
+				: "workspace pid %d\ncgroup           %s%s%s\n", (int)ctx->ws_pid,
+				json ? "\"" : "", ctx->cgroup ? ctx->cgroup->ws : "none (cvm is not PID 1)",
+				json ? "\"" : "");
+	for (size_t i = 0; i < sizeof(status_items) / sizeof(status_items[0]); i++) {
+		const struct status_item *it = &status_items[i];
+		bool ok = ctx->cgroup && cvm_cgroup_read(ctx->cgroup, it->file, v, sizeof(v)) == 0;
+		if (json)
+			len += (size_t)snprintf(out + len, sizeof(out) - len, ", \"%s\": %s%s%s", it->name,
+						ok ? "\"" : "", ok ? v : "null", ok ? "\"" : "");
+		else
+			len += (size_t)snprintf(out + len, sizeof(out) - len, "%-16s %s\n", it->label,
+						ok ? v : "n/a");
+	}
+	if (ctx->cgroup && cvm_cgroup_read(ctx->cgroup, "cpu.stat", usage, sizeof(usage)) == 0)
+		usage[strcspn(usage, "\n")] = '\0';
+	const char *usec = strstr(usage, "usage_usec ");
+	len += (size_t)snprintf(out + len, sizeof(out) - len, json ? ", \"cpu_usage_usec\": %s}\n"
+				: "cpu used (usec)  %s\n", usec ? usec + 11 : json ? "null" : "n/a");
+	cvm_ctl_send(conn, CVM_CTL_EXIT, 0, out, len + 1, NULL, 0);
+	_exit(0);
+}
+
 __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_ctx *ctx)
 {
 	static struct request r;
@@ -185,6 +240,8 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (read_request(conn, &r) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, "malformed request");
+	if (r.h.type == CVM_CTL_STATUS)
+		status_reply(conn, ctx, r.h.flags & CVM_CTL_JSON);
 	env = calloc(1, sizeof(char *));
 	for (size_t i = 0; env && ctx->envp[i]; i++) {
 		char *eq = strchr(ctx->envp[i], '=');

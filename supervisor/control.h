@@ -10,6 +10,8 @@
  *                             argv[0..argc-1], each NUL-terminated ("" = unset);
  *                             without a tty, SCM_RIGHTS carries stdin/out/err
  *                     SIGNAL  value = signal for the command
+ *                     STATUS  flags CVM_CTL_JSON; answered with EXIT whose
+ *                             payload is the report (cvm status)
  *   server -> client  PTY     SCM_RIGHTS carries the pty master (tty mode)
  *                     EXIT    value = exit status (code, or 128+signal)
  *                     ERROR   value = exit status (125/126/127); payload: text
@@ -21,13 +23,16 @@
 #include <sys/types.h>
 
 #include "pid1.h"
+#include "runtime/cgroup.h"
 #include "runtime/error.h"
 
 #define CVM_CTL_MAGIC 0x314d5643u
 #define CVM_CTL_MAX 65536
 #define CVM_CTL_TTY 1u
 
-enum cvm_ctl_type { CVM_CTL_RUN = 1, CVM_CTL_SIGNAL, CVM_CTL_PTY, CVM_CTL_EXIT, CVM_CTL_ERROR };
+enum cvm_ctl_type { CVM_CTL_RUN = 1, CVM_CTL_SIGNAL, CVM_CTL_PTY, CVM_CTL_EXIT, CVM_CTL_ERROR,
+		    CVM_CTL_STATUS };
+#define CVM_CTL_JSON 2u
 
 struct cvm_ctl_hdr {
 	uint32_t magic;
@@ -43,6 +48,7 @@ struct cvm_control_ctx {
 	char **envp;            /* the workspace's environment */
 	const char *user;       /* default user */
 	const char *workdir;    /* default workdir, or NULL */
+	const struct cvm_cgroup *cgroup;        /* for cvm status; NULL: none */
 };
 
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */

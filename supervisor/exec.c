@@ -306,3 +306,57 @@ int cvm_cmd_exec(int argc, char *argv[])
 		return CVM_EXIT_SETUP_FAILED;
 	return a.tty ? run_tty(sock, sfd) : run_plain(sock, sfd);
 }
+
+/* ---- cvm status ---------------------------------------------------------- */
+
+static void status_usage(FILE *out)
+{
+	fputs("Usage: cvm status [--json] [--socket PATH]\n"
+	      "\n"
+	      "Print the running workspace's limits and current use, read from its\n"
+	      "cgroup: memory, CPU quota and time used, processes. Run it in the\n"
+	      "outer container. n/a (null in JSON): that controller is not available.\n"
+	      "\n"
+	      "Options:\n"
+	      "      --json           one JSON object instead of text\n"
+	      "      --socket PATH    the supervisor's control socket (default:\n"
+	      "                       $CVM_SUPERVISOR_CONTROL_SOCKET or " CVM_DEFAULT_CONTROL_SOCKET ")\n"
+	      "  -h, --help           show this help\n", out);
+}
+
+int cvm_cmd_status(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "socket", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	struct cvm_ctl_hdr h = { .magic = CVM_CTL_MAGIC, .type = CVM_CTL_STATUS };
+	const char *path = getenv("CVM_SUPERVISOR_CONTROL_SOCKET");
+	static char text[16384];
+	int opt, sock;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (opt == 'j')
+			h.flags |= CVM_CTL_JSON;
+		else if (opt == 'S')
+			path = optarg;
+		else if (opt == 'h') {
+			status_usage(stdout);
+			return 0;
+		} else
+			return 2;
+	}
+	sock = connect_supervisor(path ? path : CVM_DEFAULT_CONTROL_SOCKET);
+	if (sock < 0)
+		return CVM_EXIT_SETUP_FAILED;
+	if (cvm_ctl_sendmsg(sock, &h, NULL, 0, NULL, 0) < 0 ||
+	    recv_reply(sock, &h, text, sizeof(text), NULL) < 0) {
+		fputs("cvm status: no answer from the supervisor\n", stderr);
+		return CVM_EXIT_SETUP_FAILED;
+	}
+	if (h.type != CVM_CTL_EXIT)
+		return final_status(&h, text);
+	fputs(text, stdout);
+	return 0;
+}

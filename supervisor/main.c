@@ -24,6 +24,7 @@ static void usage(FILE *out)
 	      "Commands:\n"
 	      "  run        start and supervise the workspace (the default)\n"
 	      "  exec       run a command inside the running workspace\n"
+	      "  status     the running workspace's limits and use\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help      show this help (cvm run --help: every run option)\n"
@@ -62,6 +63,8 @@ int main(int argc, char *argv[])
 		return cvm_cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "exec"))
 		return cvm_cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cvm_cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "cvm: unknown command '%s'; try 'cvm --help'\n", cmd);
 	return 2;
 }

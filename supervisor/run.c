@@ -18,6 +18,7 @@
 #include "spawn.h"
 #include "control.h"
 #include "env.h"
+#include "resources.h"
 #include "inner.h"
 #include "runtime/cleanup.h"
 #include "runtime/idmap.h"
@@ -269,14 +270,60 @@ static void ws_note(const char *line, void *arg)
 /* Stopping a workspace goes through its init, which stops what runs under
  * it; SIGKILL to the init ends the whole pid namespace. Processes outside
  * it (cvm exec helpers) only get the final SIGKILL. */
+struct ws_run {
+	struct cvm_ws ws;
+	struct cvm_cgroup cg;
+	bool has_cgroup;
+};
+
 static int ws_signal_all(int sig, void *data)
 {
-	const struct cvm_ws *ws = data;
-	int n = sys_pidfd_send_signal(ws->pidfd, sig, NULL, 0) == 0;
+	struct ws_run *w = data;
+	int n = sys_pidfd_send_signal(w->ws.pidfd, sig, NULL, 0) == 0;
 
-	if (sig == SIGKILL)
+	if (sig == SIGKILL) {
+		/* Whatever escaped the pid namespace's end is still in the group. */
+		if (w->has_cgroup)
+			cvm_cgroup_kill(&w->cg);
 		n += cvm_signal_descendants(sig, NULL);
+	}
 	return n;
+}
+
+static void note_once(const char *line, void *arg)
+{
+	(void)arg;
+	log_warn("%s", line);
+}
+
+/* As PID 1 of the outer container, cvm owns its cgroup: a leaf for itself,
+ * a delegated group with the limits for the workspace. Run any other way
+ * (a shell, a test) it leaves the cgroups it was started in alone. */
+static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_error *err)
+{
+	struct cvm_cg_limit limits[CVM_MAX_LIMITS];
+	size_t n;
+	int fd;
+
+	if (getpid() != 1) {
+		log_debug("not PID 1: the workspace stays in cvm's own cgroup, without limits");
+		return 0;
+	}
+	/* An OOM or a fork bomb inside must never take PID 1 down. */
+	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "-1000", 5) != 5)
+		log_warn("cannot set cvm's oom_score_adj to -1000 (%s; it needs CAP_SYS_RESOURCE): "
+			 "an OOM inside could pick cvm", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (cvm_cgroup_setup(&w->cg, note_once, NULL, err) < 0)
+		return -1;
+	w->has_cgroup = true;
+	n = cvm_resources_plan(c, w->cg.root, limits);
+	if (cvm_cgroup_limits(&w->cg, limits, n, note_once, NULL, err) < 0 ||
+	    cvm_cgroup_delegate(&w->cg, c->uid_base, c->uid_base, err) < 0)
+		return -1;
+	return 0;
 }
 
 /* Everything that can be checked before anything starts. */
@@ -311,7 +358,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
 	};
-	struct cvm_ws ws = { -1, -1 };
+	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 } };
 	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
 	int status, ctl_fd = -1;
@@ -324,20 +371,29 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	for (size_t i = 0; i < c->n_mounts; i++)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
 						   c->mounts[i].target, c->mounts[i].readonly };
+	if (ws_cgroup(c, &w, &err) < 0) {
+		log_error("cgroup: %s", err.msg);
+		cvm_cgroup_remove(&w.cg);
+		cvm_env_free(in.envp);
+		return err.err ? CVM_EXIT_SETUP_FAILED : 2;
+	}
+	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||
-	    cvm_ws_start(&spec, cvm_inner_init, &in, &ws, &err) < 0) {
+	    cvm_ws_start(&spec, cvm_inner_init, &in, &w.ws, &err) < 0) {
 		log_error("%s", err.msg);
+		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
 		return CVM_EXIT_SETUP_FAILED;
 	}
 	/* From here on PID 1 must not die on an error it can survive. */
 	p.signal_all = ws_signal_all;
-	p.signal_all_data = &ws;
-	if (cvm_pid1_set_main(&p, ws.pid, &err) < 0)
+	p.signal_all_data = &w;
+	if (cvm_pid1_set_main(&p, w.ws.pid, &err) < 0)
 		log_warn("%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
-	ctl = (struct cvm_control_ctx){ ws.pidfd, ws.pid, in.envp, c->user, c->workdir };
+	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
+					w.has_cgroup ? &w.cg : NULL };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
 		log_warn("cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
@@ -347,7 +403,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		close(ctl_fd);
 		unlink(c->control_socket);
 	}
-	close(ws.pidfd);
+	close(w.ws.pidfd);
+	cvm_cgroup_remove(&w.cg);
 	cvm_env_free(in.envp);
 	return status;
 }
