@@ -113,6 +113,19 @@ static void wait_empty(const char *dir)
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 }
 
+static void move_all(const char *from, const char *to)
+{
+	char path[4400], line[32];
+	cleanup_file FILE *f = NULL;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", from);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		write_at(to, "cgroup.procs", line);     /* one that just exited: fine */
+	}
+}
+
 static void enable_controllers(struct cvm_cgroup *cg, void (*note)(const char *, void *),
 			       void *arg)
 {
@@ -144,9 +157,11 @@ int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), 
 	snprintf(cg->ws, sizeof(cg->ws), "%s/" CVM_CGROUP_WORKSPACE, cg->root);
 	snprintf(leaf, sizeof(leaf), "%s/" CVM_CGROUP_SUPERVISOR, cg->root);
 	/* "No internal processes": controllers can be handed to children only
-	 * once no process is left in the group itself, cvm included. */
+	 * once no process is left in the group itself. cvm goes first; anything
+	 * else in the container's group (a runtime's shim, `unshare`) follows. */
 	if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) || write_at(leaf, "cgroup.procs", "0") < 0)
 		return cvm_error_set(err, errno, "cgroup %s", leaf);
+	move_all(cg->root, leaf);
 	if (read_at(cg->root, "cgroup.controllers", cg->controllers, sizeof(cg->controllers)) < 0)
 		cg->controllers[0] = '\0';
 	if (!cg->controllers[0] && note)

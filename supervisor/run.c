@@ -74,6 +74,11 @@ static const struct run_flag run_flags[] = {
 	  "how many ids the workspace gets (default 65536)" },
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
+	{ "cpus", 0, "N", "resources", "cpus", NULL,
+	  "CPU limit, like 0.5 or 4; auto (default): the outer container's" },
+	{ "memory", 'm', "SIZE", "resources", "memory", NULL,
+	  "memory limit, like 4G; auto (default): the outer container's" },
+	{ "pids", 0, "N", "resources", "pids", NULL, "most processes inside (default: no limit)" },
 	{ "control-socket", 0, "PATH", "supervisor", "control_socket", NULL,
 	  "where cvm exec finds this cvm (default " CVM_DEFAULT_CONTROL_SOCKET ")" },
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int cmd_zombies(pid_t ppid);
@@ -139,6 +140,32 @@ static int cmd_stubborn(int seconds)
 	return 0;
 }
 
+/* Touch @mib MiB page by page: under memory.max the OOM killer ends us. */
+static int cmd_alloc(int mib)
+{
+	for (int i = 0; i < mib; i++) {
+		char *p = malloc(1 << 20);
+		if (!p)
+			return perror("malloc"), 1;
+		for (int off = 0; off < (1 << 20); off += 4096)
+			p[off] = 1;
+	}
+	printf("allocated %d\n", mib);
+	return 0;
+}
+
+/* Burn CPU for @secs seconds of wall time. */
+static int cmd_spin(int secs)
+{
+	time_t end = time(NULL) + secs;
+	volatile unsigned long x = 0;
+
+	while (time(NULL) < end)
+		for (int i = 0; i < 1000000; i++)
+			x++;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -154,6 +181,11 @@ int main(int argc, char **argv)
 		return cmd_sigwait();
 	if (!strcmp(cmd, "stubborn"))
 		return cmd_stubborn(arg > 0 ? arg : 3600);
-	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S]\n");
+	if (!strcmp(cmd, "alloc"))
+		return cmd_alloc(arg);
+	if (!strcmp(cmd, "spin"))
+		return cmd_spin(arg);
+	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
+		"alloc MIB | spin SECONDS\n");
 	return 2;
 }

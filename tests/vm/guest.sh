@@ -1,0 +1,106 @@
+# The VM tier's tests, run by /init inside the VM (busybox sh; a pure cgroup
+# v2 hierarchy with every controller). cvm is PID 1 of an "outer container"
+# made with unshare, in a group of its own; image and state on the ext4 disk.
+CVM=/payload/cvm
+ROOTFS=/disk/rootfs
+PASSED=0 FAILED=0 N=0
+
+say() { echo "    $*"; }
+check() {   # check NAME: run t_NAME as one test
+	if "t_$1"; then PASSED=$((PASSED + 1)); echo "ok - $1"
+	else FAILED=$((FAILED + 1)); echo "not ok - $1"; sed 's/^/      | /' "$OUT" 2>/dev/null; fi
+}
+
+# outer [FILE=VALUE...] -- CVM_RUN_ARGS...: cvm as PID 1 of a new pid and
+# mount namespace, in its own group /sys/fs/cgroup/oN with those files set
+# first (what a Kubernetes pod's limits look like), in the background.
+outer() {
+	N=$((N + 1)); CG=/sys/fs/cgroup/o$N; OUT=/tmp/o$N.out
+	mkdir "$CG"
+	while [ "$1" != "--" ]; do echo "${1#*=}" > "$CG/${1%%=*}"; shift; done; shift
+	# Only PID 1 goes into the group, as under a container runtime.
+	unshare -m -p -f --propagation private sh -c "echo 0 > $CG/cgroup.procs &&
+		mount -t proc proc /proc && mount -t tmpfs tmpfs /run && exec \"\$@\"" sh \
+		"$CVM" run --rootfs "$ROOTFS" --state "/disk/state$N" "$@" > "$OUT" 2>&1 &
+	OPID=$!
+}
+cvm_pid() { cat /proc/"$OPID"/task/*/children 2>/dev/null | awk '{print $1; exit}'; }
+wait_ready() {
+	for i in $(seq 300); do
+		p=$(cvm_pid)
+		[ -n "$p" ] && nsenter -t "$p" -m test -S /run/cvm/control.sock 2>/dev/null && return 0
+		sleep 0.1
+	done
+	say "cvm did not come up (pid '$(cvm_pid)', children of $OPID: $(cat /proc/"$OPID"/task/*/children 2>&1))"
+	ls -la "/proc/$(cvm_pid)/root/run/cvm" 2>&1 | sed 's/^/    /'
+	return 1
+}
+ex() { nsenter -t "$(cvm_pid)" -m -p "$CVM" exec -- "$@"; }
+stop_outer() { kill -TERM "$(cvm_pid)" 2>/dev/null; wait "$OPID" 2>/dev/null; return 0; }
+
+t_memory_limit_oom_kills_inside_only() {
+	outer -- --memory 64M -- sh -c 'probe alloc 200; echo "alloc exit $?"
+		grep oom_kill /sys/fs/cgroup/memory.events; cat /sys/fs/cgroup/memory.max; echo still-here'
+	wait "$OPID"; rc=$?
+	grep -q '^alloc exit 137$' "$OUT" && grep -q '^oom_kill [1-9]' "$OUT" &&
+		grep -qx 67108864 "$OUT" && grep -qx still-here "$OUT" && [ $rc = 0 ]
+}
+
+t_fork_bomb_contained() {
+	outer -- --pids 100 -- sleep 1000
+	wait_ready || return 1
+	ex sh -c 'i=0; while [ $i -lt 400 ]; do sleep 30 & i=$((i + 1)); done 2>/dev/null; true'
+	cur=$(cat "$CG/workspace/pids.current"); max=$(cat "$CG/workspace/pids.max")
+	[ "$cur" -le 100 ] && [ "$max" = 100 ] || { say "pids $cur / $max"; stop_outer; return 1; }
+	grep -q 'max [1-9]' "$CG/workspace/pids.events" || { say "no pids.max event"; stop_outer; return 1; }
+	# cvm and cvm exec still work while the group is full.
+	out=$(ex echo alive 2>&1); [ "$out" = alive ] || { say "exec: $out"; stop_outer; return 1; }
+	stop_outer
+}
+
+t_cpu_quota_half_a_cpu() {
+	outer -- --cpus 0.5 -- sh -c 'cat /sys/fs/cgroup/cpu.max
+		probe spin 3 & probe spin 3; wait
+		grep usage_usec /sys/fs/cgroup/cpu.stat'
+	wait "$OPID" || return 1
+	grep -qx '50000 100000' "$OUT" || return 1
+	used=$(sed -n 's/^usage_usec //p' "$OUT")
+	# Two busy loops for 3 s under a 0.5 CPU quota: about 1.5 s of CPU.
+	[ "$used" -gt 1000000 ] && [ "$used" -lt 2200000 ] || { say "usage_usec $used"; return 1; }
+}
+
+t_auto_takes_the_outer_limits() {
+	outer memory.max=300M cpu.max="80000 100000" -- -- sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max'
+	wait "$OPID" || return 1
+	grep -qx 314572800 "$OUT" && grep -qx '80000 100000' "$OUT"
+}
+
+t_delegation_inside() {
+	outer -- -- sh -c '
+		{ echo 1G > /sys/fs/cgroup/memory.max; } 2>/dev/null && echo WROTE-LIMIT
+		# Like systemd: move out of the root first, then hand controllers down.
+		mkdir /sys/fs/cgroup/init.scope /sys/fs/cgroup/child &&
+		echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && echo $$ > /sys/fs/cgroup/init.scope/cgroup.procs &&
+		echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control &&
+		echo 32M > /sys/fs/cgroup/child/memory.max &&
+		sh -c "echo \$\$ > /sys/fs/cgroup/child/cgroup.procs; probe alloc 100" ; echo "child exit $?"
+		cat /sys/fs/cgroup/child/memory.max'
+	wait "$OPID"
+	! grep -q WROTE-LIMIT "$OUT" && grep -qx 'child exit 137' "$OUT" && grep -qx 33554432 "$OUT"
+}
+
+t_status_shows_use() {
+	outer -- --memory 128M -- sleep 1000
+	wait_ready || return 1
+	out=$(nsenter -t "$(cvm_pid)" -m "$CVM" status --json)
+	stop_outer
+	echo "$out" | grep -q '"memory_max": "134217728"' &&
+		echo "$out" | grep -q '"memory_current": "[1-9]' || { say "$out"; return 1; }
+}
+
+for t in ${CVM_VM_TESTS:-memory_limit_oom_kills_inside_only fork_bomb_contained cpu_quota_half_a_cpu \
+	 auto_takes_the_outer_limits delegation_inside status_shows_use}; do
+	check "$t"
+done
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
