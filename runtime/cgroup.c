@@ -146,6 +146,27 @@ static void enable_controllers(struct cvm_cgroup *cg, void (*note)(const char *,
 	}
 }
 
+static bool has_controller(const struct cvm_cgroup *cg, const char *file);
+
+/* One line for the controllers the limits need and this host lacks. */
+static void missing_note(const struct cvm_cgroup *cg, void (*note)(const char *, void *),
+			 void *arg)
+{
+	static const char *const wanted[] = { "cpu", "memory", "pids" };
+	char missing[64] = "", line[512];
+
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
+		if (!has_controller(cg, wanted[i]))
+			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s",
+				 missing[0] ? ", " : "", wanted[i]);
+	if (!missing[0] || !note)
+		return;
+	snprintf(line, sizeof(line), "cgroup: no %s controller in this cgroup2 (a hybrid host?): "
+		 "those limits cannot be applied; the workspace still gets its delegated group",
+		 missing);
+	note(line, arg);
+}
+
 int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), void *arg,
 		     struct cvm_error *err)
 {
@@ -164,9 +185,7 @@ int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), 
 	move_all(cg->root, leaf);
 	if (read_at(cg->root, "cgroup.controllers", cg->controllers, sizeof(cg->controllers)) < 0)
 		cg->controllers[0] = '\0';
-	if (!cg->controllers[0] && note)
-		note("cgroup: this host's cgroup2 has no controllers (a hybrid host?): no limits "
-		     "can be applied, the workspace still gets its own delegated group", arg);
+	missing_note(cg, note, arg);
 	enable_controllers(cg, note, arg);
 	if (access(cg->ws, F_OK) == 0) {
 		/* Left by an earlier run in this container: start clean. */

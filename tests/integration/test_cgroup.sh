@@ -71,7 +71,7 @@ t_status_reports() {
 }
 
 t_hybrid_host_warns_once() {
-	expect_eq "warnings" "$(grep -c 'has no controllers' "$OUTER_DIR/$WS/err")" 1
+	expect_eq "warnings" "$(grep -c 'no cpu, memory, pids controller in this cgroup2' "$OUTER_DIR/$WS/err")" 1
 }
 
 t_explicit_limit_without_controller_fails() {

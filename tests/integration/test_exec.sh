@@ -72,7 +72,7 @@ t_joined_process_is_in_workspace_namespaces() {
 
 t_tty() {
 	command -v script >/dev/null || { say "script(1) missing"; return 1; }
-	out=$(script -qec "stty rows 33 cols 101; nsenter -t $(outer_pid "$WS") -p -m -C -- $CVM exec -t -- sh -c 'tty; stty size; ls -ln \$(tty)'" /dev/null < /dev/null | tr -d '\r')
+	out=$(script -qec "stty rows 33 cols 101; nsenter -t $(outer_pid "$WS") -p -m -C -- $CVM exec -t -- sh -c 'tty; stty size; ls -ln \$(tty)'" /dev/null < /dev/null | tr -d '\r' | sed 's/\^@//g')
 	echo "$out" | grep -q '^/dev/pts/[0-9]*$' || { say "no pty: $out"; return 1; }
 	echo "$out" | grep -qx '33 101' || { say "size not passed: $out"; return 1; }
 	echo "$out" | grep -q '^crw--w---- *1 0 ' || { say "pty not owned by the user: $out"; return 1; }
