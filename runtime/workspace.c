@@ -40,6 +40,9 @@
 
 #define WS_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
 
+static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 struct ws_layers {
 	int lower_fd;           /* idmapped image dir, or -1 with the copy in state */
 	int state_fd;           /* idmapped state dir */
@@ -277,6 +280,31 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 	return 0;
 }
 
+/* ---- without CLONE_INTO_CGROUP -------------------------------------------- */
+
+/* In the child: wait until the parent has moved us, then root a new cgroup
+ * namespace at our group, as CLONE_NEWCGROUP at clone time would have. */
+static void enter_cgroup_late(int sock)
+{
+	char c;
+
+	if (read(sock, &c, 1) != 1 || unshare(CLONE_NEWCGROUP) < 0 || write(sock, "R", 1) != 1)
+		ws_die("enter the workspace's cgroup");
+}
+
+static int move_into_cgroup(pid_t pid, int cgroup_fd, int sock, struct cvm_error *err)
+{
+	char buf[32], c;
+	cleanup_close int fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	int n = snprintf(buf, sizeof(buf), "%d", (int)pid);
+
+	if (fd < 0 || write(fd, buf, (size_t)n) != n)
+		return cvm_error_set(err, errno, "move the workspace into its cgroup");
+	if (write(sock, "C", 1) != 1 || read(sock, &c, 1) != 1)
+		return cvm_error_set(err, errno, "workspace cgroup namespace");
+	return 0;
+}
+
 /* ---- the parent: ids, layers, the fallback copy -------------------------- */
 
 static int write_file(const char *path, const char *text, struct cvm_error *err)
@@ -428,6 +456,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 {
 	struct ws_layers l = { -1, -1, -1 };
 	int sp[2], pidfd = -1;
+	bool late_cgroup = false;
 	struct cvm_clone_args ca = { .flags = WS_NS_FLAGS | CVM_CLONE_PIDFD,
 				     .exit_signal = SIGCHLD };
 	cleanup_pid pid_t pid = -1;
@@ -442,9 +471,22 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		ca.flags |= CVM_CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)s->cgroup_fd;
 	}
-	pid = sys_clone3(&ca, sizeof(ca));
+	pid = getenv("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
+							: sys_clone3(&ca, sizeof(ca));
+	if (pid < 0 && s->cgroup_fd >= 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG)) {
+		/* A kernel without CLONE_INTO_CGROUP (< 5.7): clone here, move the
+		 * child, and let it make its cgroup namespace once it is there. */
+		ca.flags &= ~(CVM_CLONE_INTO_CGROUP | (uint64_t)CLONE_NEWCGROUP);
+		ca.cgroup = 0;
+		late_cgroup = true;
+		note(s, "no CLONE_INTO_CGROUP (%s): moving the workspace into its cgroup after "
+		     "clone", strerror(errno));
+		pid = sys_clone3(&ca, sizeof(ca));
+	}
 	if (pid == 0) {
 		close(sp[0]);
+		if (late_cgroup)
+			enter_cgroup_late(sp[1]);
 		ws_child(sp[1], s, init, arg);
 	}
 	close(sp[1]);
@@ -452,7 +494,8 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		close(sp[0]);
 		return cvm_error_set(err, errno, "clone3 into new namespaces");
 	}
-	if (write_id_maps(pid, s, err) < 0 || open_layers(s, pid, &l, err) < 0 ||
+	if ((late_cgroup && move_into_cgroup(pid, s->cgroup_fd, sp[0], err) < 0) ||
+	    write_id_maps(pid, s, err) < 0 || open_layers(s, pid, &l, err) < 0 ||
 	    run_builder(s, &l, pidfd, sp[0], err) < 0) {
 		close_layers(&l);
 		close(sp[0]);

@@ -83,6 +83,18 @@ t_explicit_limit_without_controller_fails() {
 		{ outer_log "$name" >&2; return 1; }
 }
 
+# Kernels before 5.7 lack CLONE_INTO_CGROUP: the fallback (forced here)
+# moves the init after clone and roots its cgroup namespace there.
+t_fallback_without_clone_into_cgroup() {
+	local name=late.$$
+	outer_start "$name" --env CVM_DEBUG_NO_CLONE_INTO_CGROUP=1 -- "$CVM" run --rootfs "$ROOTFS" \
+		--state "$STATE.3" -- sh -c 'grep ^0:: /proc/self/cgroup; mkdir /sys/fs/cgroup/x && echo made'
+	outer_wait "$name" 20; expect_eq "exit" "$?" 0 || { outer_log "$name" >&2; return 1; }
+	expect_eq "output" "$(cat "$OUTER_DIR/$name/out")" "0::/
+made" || return 1
+	grep -q "no CLONE_INTO_CGROUP" "$OUTER_DIR/$name/err" || { say "fallback not taken"; return 1; }
+}
+
 for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
 	run_test "${t#t_}" "$t"
 done

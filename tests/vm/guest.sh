@@ -89,17 +89,21 @@ t_delegation_inside() {
 	! grep -q WROTE-LIMIT "$OUT" && grep -qx 'child exit 137' "$OUT" && grep -qx 33554432 "$OUT"
 }
 
-t_status_shows_use() {
+t_status_shows_use_and_oom_protection() {
 	outer -- --memory 128M -- sleep 1000
 	wait_ready || return 1
 	out=$(nsenter -t "$(cvm_pid)" -m "$CVM" status --json)
+	# cvm is out of the OOM killer's reach; the workspace is not.
+	adj=$(cat /proc/"$(cvm_pid)"/oom_score_adj)
+	inner=$(ex cat /proc/1/oom_score_adj)
 	stop_outer
+	[ "$adj" = -1000 ] && [ "$inner" = 0 ] || { say "oom_score_adj cvm $adj, inside $inner"; return 1; }
 	echo "$out" | grep -q '"memory_max": "134217728"' &&
 		echo "$out" | grep -q '"memory_current": "[1-9]' || { say "$out"; return 1; }
 }
 
 for t in ${CVM_VM_TESTS:-memory_limit_oom_kills_inside_only fork_bomb_contained cpu_quota_half_a_cpu \
-	 auto_takes_the_outer_limits delegation_inside status_shows_use}; do
+	 auto_takes_the_outer_limits delegation_inside status_shows_use_and_oom_protection}; do
 	check "$t"
 done
 echo "$PASSED passed, $FAILED failed"
