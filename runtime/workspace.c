@@ -35,15 +35,19 @@
 #include "copytree.h"
 #include "idmap.h"
 #include "mounts.h"
+#include "procfs/server.h"
 #include "syscalls.h"
 #include "workspace.h"
 
+#define NOSUID_NODEV_NOEXEC_ATTR (CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV | \
+				  CVM_MOUNT_ATTR_NOEXEC)
 #define WS_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
 
 static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 struct ws_layers {
+	int procfs_mfd;         /* the /proc server's FUSE mount, detached, or -1 */
 	int lower_fd;           /* idmapped image dir, or -1 with the copy in state */
 	int state_fd;           /* idmapped state dir */
 	int userns_fd;
@@ -189,6 +193,44 @@ static int build_rootfs(const struct cvm_ws_spec *s, const struct ws_layers *l,
 	return mount_overlay(s, l->lower_fd < 0, err);
 }
 
+/* The FUSE mount is made here, by cvm in its own pid namespace: the kernel
+ * reports readers' pids in the namespace of whoever mounted, and the server
+ * lives in cvm's (it looks the reader's cgroup up by pid). */
+static int procfs_mount(int fuse_fd, struct cvm_error *err)
+{
+	char fd_opt[32];
+	int mfd;
+
+	snprintf(fd_opt, sizeof(fd_opt), "fd=%d", fuse_fd);
+	const char *opts[] = { fd_opt, "rootmode=40555", "user_id=0", "group_id=0",
+			       "allow_other", NULL };
+	mfd = cvm_fs_new("fuse", opts, NOSUID_NODEV_NOEXEC_ATTR, err);
+	return mfd < 0 ? cvm_error_prefix(err, "/proc server") : mfd;
+}
+
+/* The /proc server's files over the real ones. Its FUSE mount sits on the
+ * scratch space, which goes away at pivot_root: only the binds remain, so
+ * the workspace cannot unmount the server's mount to reach a real file. */
+static int bind_procfs(int mfd, int root_fd, struct cvm_error *err)
+{
+	static const char *const files[] = { CVM_PROCFS_FILES };
+
+	if (mkdir("procfs", 0700) < 0 ||
+	    sys_move_mount(mfd, "", AT_FDCWD, "procfs", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return cvm_error_set(err, errno, "/proc server: mount");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char path[64];
+		snprintf(path, sizeof(path), "procfs/%s", files[i]);
+		cleanup_close int f = sys_open_tree(AT_FDCWD, path, CVM_OPEN_TREE_CLONE |
+						    CVM_OPEN_TREE_CLOEXEC);
+		if (f < 0)
+			return cvm_error_set(err, errno, "/proc server: %s", files[i]);
+		if (cvm_mount_at(f, root_fd, cvm_procfs_target(files[i]), S_IFREG, err) < 0)
+			return cvm_error_prefix(err, "/proc server");
+	}
+	return 0;
+}
+
 static int enter_root(int root_fd, struct cvm_error *err)
 {
 	/* pivot_root(".", ".") stacks the old root under the new one; the
@@ -221,7 +263,9 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return cvm_error_set(err, errno, "rootfs");
-	if (cvm_mount_system(root_fd, &ms, err) < 0 || enter_root(root_fd, err) < 0)
+	if (cvm_mount_system(root_fd, &ms, err) < 0 ||
+	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, root_fd, err) < 0) ||
+	    enter_root(root_fd, err) < 0)
 		return -1;
 	/* Crossing into the user namespace and copying the mount namespace
 	 * from there locks every mount made above. */
@@ -446,6 +490,7 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 
 static void close_layers(struct ws_layers *l)
 {
+	cvm_closep(&l->procfs_mfd);
 	cvm_closep(&l->lower_fd);
 	cvm_closep(&l->state_fd);
 	cvm_closep(&l->userns_fd);
@@ -454,7 +499,7 @@ static void close_layers(struct ws_layers *l)
 int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		 struct cvm_ws *out, struct cvm_error *err)
 {
-	struct ws_layers l = { -1, -1, -1 };
+	struct ws_layers l = { -1, -1, -1, -1 };
 	int sp[2], pidfd = -1;
 	bool late_cgroup = false;
 	struct cvm_clone_args ca = { .flags = WS_NS_FLAGS | CVM_CLONE_PIDFD,
@@ -462,6 +507,8 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 	cleanup_pid pid_t pid = -1;
 
 	if (prepare_state(s, err) < 0)
+		return -1;
+	if (s->procfs_fd >= 0 && (l.procfs_mfd = procfs_mount(s->procfs_fd, err)) < 0)
 		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return cvm_error_set(err, errno, "socketpair");

@@ -36,7 +36,8 @@ enum key_type {
 };
 
 /* SEC_MOUNT stays last: the named-section lookup stops at it. */
-enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_MOUNT };
+enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_PROC,
+		  SEC_MOUNT };
 
 struct key;
 typedef int (*key_check)(const struct key *k, const char *value, const char *source,
@@ -59,6 +60,7 @@ static const char *const section_names[] = {
 	[SEC_WORKSPACE] = "workspace",
 	[SEC_DEVICES] = "devices",
 	[SEC_RESOURCES] = "resources",
+	[SEC_PROC] = "proc",
 	[SEC_MOUNT] = "mount",
 };
 
@@ -133,6 +135,10 @@ static const struct key keys[] = {
 	  "cpuset.cpus: CPUs the workspace may use, like 0-3,6" },
 	{ SEC_RESOURCES, "io_weight", T_STRING, CFG(res_io_weight), 0, NULL, NULL, check_limit,
 	  "io.weight: 1 to 10000 (default 100)" },
+
+	{ SEC_PROC, "virtualize", T_BOOL, CFG(proc_virtualize), 0, "yes", NULL, NULL,
+	  "serve /proc/meminfo, cpuinfo, stat, uptime, swaps and the CPU list from the "
+	  "workspace's cgroup" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -684,6 +690,7 @@ void cvm_config_init(struct cvm_config *c)
 	init_section(c, SEC_WORKSPACE);
 	init_section(c, SEC_DEVICES);
 	init_section(c, SEC_RESOURCES);
+	init_section(c, SEC_PROC);
 }
 
 void cvm_config_free(struct cvm_config *c)
@@ -694,6 +701,7 @@ void cvm_config_free(struct cvm_config *c)
 	free_section(c, SEC_WORKSPACE);
 	free_section(c, SEC_DEVICES);
 	free_section(c, SEC_RESOURCES);
+	free_section(c, SEC_PROC);
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		free_section(&c->mounts[i], SEC_MOUNT);
 		free(c->mounts[i].name);
@@ -766,7 +774,7 @@ static struct cvm_mount *find_or_add_mount(struct cvm_config *c, const char *nam
 static int unknown_section(const char *section, const char *key, const char *source,
 			   struct cvm_error *err)
 {
-	static const char known[] = "[supervisor], [workspace], [devices], [resources] or [mount \"NAME\"]";
+	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc] or [mount \"NAME\"]";
 
 	if (section[0] == '\0')
 		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",

@@ -71,6 +71,9 @@ struct cvm_config {
 	char *res_cpuset;
 	char *res_io_weight;
 
+	/* [proc] */
+	bool proc_virtualize;
+
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;
 	size_t n_mounts;

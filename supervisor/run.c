@@ -18,6 +18,7 @@
 #include "spawn.h"
 #include "control.h"
 #include "env.h"
+#include "procserver.h"
 #include "resources.h"
 #include "inner.h"
 #include "runtime/cleanup.h"
@@ -279,12 +280,18 @@ struct ws_run {
 	struct cvm_ws ws;
 	struct cvm_cgroup cg;
 	bool has_cgroup;
+	struct cvm_procserver procfs;
+	bool has_procfs;
 };
 
 static int ws_signal_all(int sig, void *data)
 {
 	struct ws_run *w = data;
 	int n = sys_pidfd_send_signal(w->ws.pidfd, sig, NULL, 0) == 0;
+
+	/* The /proc server goes with the workspace (TERM is enough for it). */
+	if (w->has_procfs && sig != SIGCONT)
+		cvm_procserver_signal(&w->procfs, sig);
 
 	if (sig == SIGKILL) {
 		/* Whatever escaped the pid namespace's end is still in the group. */
@@ -301,6 +308,24 @@ static void note_once(const char *line, void *arg)
 	log_warn("%s", line);
 }
 
+/* In the initial cgroup namespace (fixed inode number), "0::/" is the
+ * host's root cgroup: every process of the machine is there, and cvm must
+ * not rearrange it (unshare --pid from a shell on a host). A container's
+ * own group, with or without its own cgroup namespace, is cvm's to use. */
+static bool in_host_root_cgroup(void)
+{
+	struct stat st;
+	char line[256] = "";
+	cleanup_file FILE *f = fopen("/proc/self/cgroup", "re");
+
+	if (stat("/proc/self/ns/cgroup", &st) < 0 || st.st_ino != 0xEFFFFFFBu)
+		return false;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strcmp(line, "0::/\n"))
+			return true;
+	return false;
+}
+
 /* As PID 1 of the outer container, cvm owns its cgroup: a leaf for itself,
  * a delegated group with the limits for the workspace. Run any other way
  * (a shell, a test) it leaves the cgroups it was started in alone. */
@@ -310,8 +335,9 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	size_t n;
 	int fd;
 
-	if (getpid() != 1) {
-		log_debug("not PID 1: the workspace stays in cvm's own cgroup, without limits");
+	if (getpid() != 1 || in_host_root_cgroup()) {
+		log_debug("not PID 1 of a container (or in the host's root cgroup): the workspace "
+			  "stays in cvm's cgroup, without limits");
 		return 0;
 	}
 	/* An OOM or a fork bomb inside must never take PID 1 down. */
@@ -383,9 +409,22 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		return err.err ? CVM_EXIT_SETUP_FAILED : 2;
 	}
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
+	spec.procfs_fd = -1;
+	if (c->proc_virtualize) {
+		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base, &err) < 0)
+			log_warn("the workspace gets the host's /proc numbers: %s", err.msg);
+		else {
+			w.has_procfs = true;
+			spec.procfs_fd = w.procfs.pf.fuse_fd;
+		}
+	}
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||
 	    cvm_ws_start(&spec, cvm_inner_init, &in, &w.ws, &err) < 0) {
 		log_error("%s", err.msg);
+		if (w.has_procfs) {
+			cvm_procserver_signal(&w.procfs, SIGKILL);
+			cvm_procserver_close(&w.procfs);
+		}
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
 		return CVM_EXIT_SETUP_FAILED;
@@ -393,6 +432,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	/* From here on PID 1 must not die on an error it can survive. */
 	p.signal_all = ws_signal_all;
 	p.signal_all_data = &w;
+	if (w.has_procfs)
+		cvm_procserver_watch(&w.procfs, &p);
 	if (cvm_pid1_set_main(&p, w.ws.pid, &err) < 0)
 		log_warn("%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
@@ -409,6 +450,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		unlink(c->control_socket);
 	}
 	close(w.ws.pidfd);
+	if (w.has_procfs)
+		cvm_procserver_close(&w.procfs);
 	cvm_cgroup_remove(&w.cg);
 	cvm_env_free(in.envp);
 	return status;

@@ -62,8 +62,10 @@ t_joined_process_is_in_workspace_namespaces() {
 	local pid1 ns
 	pid1=$(outer_pid "$WS")
 	inner=$(ex -- sh -c 'for n in user mnt pid; do readlink /proc/self/ns/$n; done')
-	# The workspace init is the child of cvm (the outer PID 1).
-	init=$(cat /proc/"$pid1"/task/*/children | awk '{print $1}' | head -1)
+	# The workspace init is the child of cvm (the outer PID 1) named cvm-init.
+	for c in $(cat /proc/"$pid1"/task/*/children); do
+		[ "$(cat /proc/"$c"/comm)" = cvm-init ] && init=$c
+	done
 	for ns in user mnt pid; do
 		want=$(readlink /proc/"$init"/ns/$ns)
 		echo "$inner" | grep -qxF "$want" || { say "$ns: inside '$inner', init '$want'"; return 1; }

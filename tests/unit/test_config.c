@@ -460,7 +460,7 @@ static const struct {
 	{ "[supervisor]\nstop_timout = 5s\n", 2, "unknown key 'stop_timout' in [supervisor]",
 	  "stop_timeout" },
 	{ "[resources]\nmemroy = 4G\n", 2, "unknown key 'memroy' in [resources]", "memory" },
-	{ "[resourcs]\nmemory = 4G\n", 2, "unknown section [resourcs]", "[resources]" },
+	{ "[resourcs]\nmemory = 4G\n", 2, "unknown section [resourcs]", "[proc]" },
 	{ "[resources]\ncpus = lots\n", 2, "bad value 'lots' for cpus", "0.5" },
 	{ "[resources]\nmemory = 12Q\n", 2, "bad value '12Q' for memory", "auto" },
 	{ "[resources]\nio_weight = 0\n", 2, "io_weight", "1 to 10000" },

@@ -102,8 +102,33 @@ t_status_shows_use_and_oom_protection() {
 		echo "$out" | grep -q '"memory_current": "[1-9]' || { say "$out"; return 1; }
 }
 
+t_proc_shows_the_limits() {
+	export CVM_RESOURCES_CPUSET=0
+	outer -- --memory 64M --cpus 1 -- sh -c 'head -1 /proc/meminfo; grep -c ^processor /proc/cpuinfo
+		nproc; grep -c ^cpu /proc/stat; cat /sys/devices/system/cpu/online; cut -d. -f1 /proc/uptime'
+	unset CVM_RESOURCES_CPUSET
+	wait "$OPID" || return 1
+	# MemTotal, processors, nproc, cpu lines in /proc/stat (total + cpu0), online, uptime
+	up=$(tail -1 "$OUT")
+	grep -qx 'MemTotal:          65536 kB' "$OUT" && [ "$(grep -cx 1 "$OUT")" -ge 2 ] &&
+		grep -qx 2 "$OUT" && grep -qx 0 "$OUT" && [ "$up" -lt 60 ]
+}
+
+t_proc_nested_group_sees_its_own() {
+	outer -- --memory 256M -- sh -c '
+		mkdir /sys/fs/cgroup/init.scope /sys/fs/cgroup/inner &&
+		echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && echo $$ > /sys/fs/cgroup/init.scope/cgroup.procs &&
+		echo +memory > /sys/fs/cgroup/cgroup.subtree_control &&
+		echo 32M > /sys/fs/cgroup/inner/memory.max &&
+		head -1 /proc/meminfo &&
+		sh -c "echo \$\$ > /sys/fs/cgroup/inner/cgroup.procs; head -1 /proc/meminfo"'
+	wait "$OPID" || return 1
+	grep -qx 'MemTotal:         262144 kB' "$OUT" && grep -qx 'MemTotal:          32768 kB' "$OUT"
+}
+
 for t in ${CVM_VM_TESTS:-memory_limit_oom_kills_inside_only fork_bomb_contained cpu_quota_half_a_cpu \
-	 auto_takes_the_outer_limits delegation_inside status_shows_use_and_oom_protection}; do
+	 auto_takes_the_outer_limits delegation_inside status_shows_use_and_oom_protection \
+	 proc_shows_the_limits proc_nested_group_sees_its_own}; do
 	check "$t"
 done
 echo "$PASSED passed, $FAILED failed"

@@ -1,0 +1,33 @@
+/* The /proc server: a FUSE file system of the virtual files, bound over
+ * the workspace's /proc and /sys entries. It speaks the kernel's FUSE
+ * protocol itself (the handful of requests a directory of read-only files
+ * needs: INIT, LOOKUP, GETATTR, OPEN, READ, RELEASE, FORGET) rather than
+ * through libfuse: no thread pool, no library state to lose, and a
+ * restarted server just keeps reading the same /dev/fuse fd, which PID 1
+ * holds, so the mount never breaks (lxcfs #193). */
+#ifndef CVM_PROCFS_SERVER_H
+#define CVM_PROCFS_SERVER_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "runtime/error.h"
+
+/* The files, by the name they have in the FUSE mount. */
+#define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online"
+
+struct cvm_procfs {
+	int fuse_fd;                    /* /dev/fuse, the connection */
+	char cg_top[4096];              /* the workspace's cgroup (outer path); "" if none */
+	struct timespec start;          /* CLOCK_BOOTTIME when the workspace started */
+	bool restarted;                 /* ask the kernel to resend what a dead server took */
+	unsigned owner;                 /* outer uid/gid of the workspace's root: files are its */
+};
+
+/* Serve until the connection goes away (0) or fails (-1 with @err). */
+int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err);
+
+/* Where a file of the mount goes inside the workspace ("/proc/meminfo"). */
+const char *cvm_procfs_target(const char *name);
+
+#endif

@@ -1,0 +1,89 @@
+#!/bin/bash
+# The /proc server on this host (limits: tests/vm/): its files are bound over
+# the workspace's /proc and /sys entries, read consistently, and it survives
+# being killed while readers loop.
+# usage: test_procfs.sh BUILD_DIR
+set -u
+BUILD=$(cd "${1:?build dir}" && pwd)
+CVM=$BUILD/cvm
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/outer.sh"
+ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exit 1; }
+STATE=$(mktemp -d /tmp/cvm-procfs-state.XXXXXX)
+trap 'outer_cleanup; rm -rf "$STATE"' EXIT
+
+WS=pf.$$
+outer_start "$WS" -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE" -- sleep 1000 || exit 1
+for _ in $(seq 100); do outer_exec "$WS" test -S /run/cvm/control.sock && break; sleep 0.05; done
+ex() { outer_exec "$WS" "$CVM" exec "$@"; }
+# the server: cvm's child named cvm-procfs
+server_pid() {
+	local c
+	for c in $(cat /proc/"$(outer_pid "$WS")"/task/*/children); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = cvm-procfs ] && { echo "$c"; return; }
+	done
+}
+
+t_files_are_served() {
+	out=$(ex sh -c 'grep " fuse " /proc/self/mountinfo | cut -d" " -f5 | sort')
+	expect_eq "fuse mounts" "$out" "/proc/cpuinfo
+/proc/meminfo
+/proc/stat
+/proc/swaps
+/proc/uptime
+/sys/devices/system/cpu/online"
+}
+
+t_contents_follow_the_host_without_limits() {
+	out=$(ex sh -c 'grep ^MemTotal: /proc/meminfo; grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; stat -c %U /proc/meminfo')
+	expect_eq "inside" "$out" "$(grep ^MemTotal: /proc/meminfo)
+$(nproc)
+0$([ "$(nproc)" -gt 1 ] && echo "-$(( $(nproc) - 1 ))")
+root"
+}
+
+t_uptime_is_the_workspaces() {
+	up=$(ex cut -d. -f1 /proc/uptime)
+	host=$(cut -d. -f1 /proc/uptime)
+	[ "$up" -lt 120 ] && [ "$up" -lt "$host" ] || { say "workspace $up s, host $host s"; return 1; }
+}
+
+t_chunked_reads_match() {
+	for f in meminfo cpuinfo stat swaps; do
+		out=$(ex sh -c "a=\$(dd if=/proc/$f bs=1 2>/dev/null | md5sum); b=\$(dd if=/proc/$f bs=1024 2>/dev/null | md5sum); c=\$(cat /proc/$f | md5sum); echo \$a \$b \$c")
+		set -- $out
+		# meminfo and stat change between opens; compare what must be stable
+		case $f in cpuinfo|swaps) [ "$1" = "$3" ] && [ "$3" = "$5" ] || { say "$f: $out"; return 1; } ;; esac
+		[ -n "$1" ] || return 1
+	done
+	# one open, read in 1-byte and 1000-byte pieces: one snapshot
+	out=$(ex sh -c 'exec 3</proc/meminfo; head -c 100 <&3 >/dev/null; wc -c <&3; wc -c < /proc/meminfo')
+	set -- $out
+	[ "$(( $1 + 100 ))" = "$2" ] || { say "continued read $1 + 100 vs $2"; return 1; }
+}
+
+t_server_killed_100_times_readers_never_fail() {
+	ex sh -c 'for r in 1 2 3 4; do (i=0; while [ ! -e /tmp/stop ]; do
+		grep -q MemTotal /proc/meminfo || echo FAIL >> /tmp/fails; i=$((i+1)); done; echo $i >> /tmp/counts) & done' &
+	local killer=$! n=0 pid
+	sleep 0.5
+	while [ $n -lt 100 ]; do
+		pid=$(server_pid)
+		[ -n "$pid" ] && kill -9 "$pid" && n=$((n + 1))
+		sleep 0.02
+	done
+	ex touch /tmp/stop; wait "$killer"; sleep 0.5
+	fails=$(ex sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
+	reads=$(ex sh -c 'cat /tmp/counts | awk "{s+=\$1} END {print s}"')
+	say "100 kills, $reads reads, $fails failed"
+	expect_eq "failed reads" "$fails" 0 || return 1
+	[ "${reads:-0}" -gt 100 ] || { say "readers did not run"; return 1; }
+	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$WS/err"
+}
+
+for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
+	run_test "${t#t_}" "$t"
+done
+run_test stop eval 'outer_signal "$WS" TERM; outer_wait "$WS" 20; expect_eq "exit" "$?" 143'
+finish
