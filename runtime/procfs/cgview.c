@@ -132,7 +132,7 @@ static void read_keyed(const char *dir, const char *file, const char *const *key
 	}
 }
 
-static void load_stats(const char *leaf, struct cvm_cg_view *v)
+static void load_stats(const char *leaf, unsigned what, struct cvm_cg_view *v)
 {
 	static const char *const mkeys[] = {
 		"anon", "file", "shmem", "file_mapped", "slab", "slab_reclaimable",
@@ -148,16 +148,20 @@ static void load_stats(const char *leaf, struct cvm_cg_view *v)
 	uint64_t *const cvals[] = { &v->usage_usec, &v->user_usec, &v->system_usec };
 	char buf[4096];
 
-	read_keyed(leaf, "memory.stat", mkeys, mvals, sizeof(mkeys) / sizeof(mkeys[0]));
+	if (what & CVM_VIEW_MEM) {
+		read_keyed(leaf, "memory.stat", mkeys, mvals, sizeof(mkeys) / sizeof(mkeys[0]));
+		v->mem_current = read_u64(leaf, "memory.current");
+		v->swap_current = read_u64(leaf, "memory.swap.current");
+	}
+	if (!(what & CVM_VIEW_CPU))
+		return;
 	read_keyed(leaf, "cpu.stat", ckeys, cvals, 3);
-	v->mem_current = read_u64(leaf, "memory.current");
-	v->swap_current = read_u64(leaf, "memory.swap.current");
 	if (read_small(leaf, "cpuset.cpus.effective", buf, sizeof(buf)) == 0 &&
 	    cvm_cpuset_parse(buf, &v->cpus) == 0 && cvm_cpuset_count(&v->cpus) > 0)
 		v->has_cpuset = true;
 }
 
-int cvm_cg_view_load(const char *top, const char *leaf, struct cvm_cg_view *v,
+int cvm_cg_view_load(const char *top, const char *leaf, unsigned what, struct cvm_cg_view *v,
 		     struct cvm_error *err)
 {
 	char dir[4096];
@@ -168,13 +172,19 @@ int cvm_cg_view_load(const char *top, const char *leaf, struct cvm_cg_view *v,
 	if (strncmp(leaf, top, top_len) || (leaf[top_len] && leaf[top_len] != '/') ||
 	    strlen(leaf) >= sizeof(dir))
 		return cvm_error_set(err, EINVAL, "cgroup %s is not inside %s", leaf, top);
-	load_stats(leaf, v);
+	load_stats(leaf, what, v);
 	/* The tightest limit on the way up counts: a group inside the
 	 * workspace can only narrow what the workspace has. */
 	strcpy(dir, leaf);
 	for (;;) {
-		uint64_t m = read_limit(dir, "memory.max"), s = read_limit(dir, "memory.swap.max");
-		double c = read_cpu_max(dir);
+		uint64_t m = CVM_NO_LIMIT, s = CVM_NO_LIMIT;
+		double c = 0;
+		if (what & CVM_VIEW_MEM) {
+			m = read_limit(dir, "memory.max");
+			s = read_limit(dir, "memory.swap.max");
+		}
+		if (what & CVM_VIEW_CPU)
+			c = read_cpu_max(dir);
 		if (m < v->mem_max)
 			v->mem_max = m;
 		if (s < v->swap_max)

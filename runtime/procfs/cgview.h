@@ -42,8 +42,13 @@ struct cvm_cg_view {
 
 /* Load the view of the group @leaf, taking limits from every group from
  * @leaf up to @top (absolute directories, @leaf inside or equal to @top).
- * Missing files mean "no limit" / 0, as with absent controllers. */
-int cvm_cg_view_load(const char *top, const char *leaf, struct cvm_cg_view *v,
+ * Missing files mean "no limit" / 0, as with absent controllers. @what
+ * says which half to read: each file needs only one, and a read is a
+ * reader's wait. */
+#define CVM_VIEW_MEM 1u       /* memory.*: meminfo, swaps */
+#define CVM_VIEW_CPU 2u       /* cpu.*, cpuset: cpuinfo, stat, uptime, the CPU list */
+#define CVM_VIEW_ALL 3u
+int cvm_cg_view_load(const char *top, const char *leaf, unsigned what, struct cvm_cg_view *v,
 		     struct cvm_error *err);
 
 #endif

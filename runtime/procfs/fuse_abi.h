@@ -22,6 +22,7 @@ enum cvm_fuse_opcode {
 #define CVM_FUSE_INIT_EXT (1u << 30)
 #define CVM_FUSE_HAS_RESEND_FLAGS2 (1u << 7)    /* FUSE_HAS_RESEND: 1ULL << 39 */
 #define CVM_FOPEN_DIRECT_IO (1u << 0)           /* every read comes to us: fresh numbers */
+#define CVM_FOPEN_NOFLUSH (1u << 5)
 
 struct cvm_fuse_in_header {
 	uint32_t len, opcode;

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -166,6 +167,26 @@ static int cmd_spin(int secs)
 	return 0;
 }
 
+/* open+read+close @path @n times; print the mean in nanoseconds. */
+static int cmd_readloop(const char *path, int n)
+{
+	static char buf[1 << 16];
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++) {
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return perror(path), 1;
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("%.0f\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -185,7 +206,9 @@ int main(int argc, char **argv)
 		return cmd_alloc(arg);
 	if (!strcmp(cmd, "spin"))
 		return cmd_spin(arg);
+	if (!strcmp(cmd, "readloop") && argc > 3)
+		return cmd_readloop(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS\n");
+		"alloc MIB | spin SECONDS | readloop PATH N\n");
 	return 2;
 }

@@ -41,7 +41,7 @@ static void load(const char *group, struct cvm_cg_view *v)
 {
 	char leaf[512];
 	snprintf(leaf, sizeof(leaf), "%s%s%s", top, *group ? "/" : "", group);
-	ck_assert_int_eq(cvm_cg_view_load(top, leaf, v, &err), 0);
+	ck_assert_int_eq(cvm_cg_view_load(top, leaf, CVM_VIEW_ALL, v, &err), 0);
 }
 
 /* The kB value of @key in the rendered meminfo. */
@@ -137,7 +137,7 @@ START_TEST(nested_group_sees_the_tighter_limit)
 	load("docker", &v);
 	ck_assert_uint_eq(v.mem_max, 1073741824);
 	/* Outside the workspace's tree is refused. */
-	ck_assert_int_eq(cvm_cg_view_load(top, "/sys/fs/cgroup", &v, &err), -1);
+	ck_assert_int_eq(cvm_cg_view_load(top, "/sys/fs/cgroup", CVM_VIEW_ALL, &v, &err), -1);
 }
 END_TEST
 
