@@ -26,7 +26,7 @@ static int write_at(const char *dir, const char *file, const char *value)
 	return write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
 }
 
-static int read_at(const char *dir, const char *file, char *buf, size_t len)
+int cvm_cgroup_read_at(const char *dir, const char *file, char *buf, size_t len)
 {
 	char path[4400];
 	cleanup_close int fd = -1;
@@ -34,12 +34,17 @@ static int read_at(const char *dir, const char *file, char *buf, size_t len)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, len - 1);
-	if (n < 0)
+	if (fd < 0 || (n = read(fd, buf, len - 1)) < 0)
 		return -1;
 	buf[n] = '\0';
+	return 0;
+}
+
+/* The first line, without its newline. */
+static int read_at(const char *dir, const char *file, char *buf, size_t len)
+{
+	if (cvm_cgroup_read_at(dir, file, buf, len) < 0)
+		return -1;
 	buf[strcspn(buf, "\n")] = '\0';
 	return 0;
 }

@@ -51,6 +51,9 @@ int cvm_cgroup_limits(struct cvm_cgroup *cg, const struct cvm_cg_limit *l, size_
  * delegation rules say. Limit files stay outer root's. */
 int cvm_cgroup_delegate(struct cvm_cgroup *cg, uid_t uid, gid_t gid, struct cvm_error *err);
 
+/* Read DIR/FILE whole (a cgroup file is small: up to @len - 1 bytes). */
+int cvm_cgroup_read_at(const char *dir, const char *file, char *buf, size_t len);
+
 /* Read a file of the workspace group (trailing newline dropped). */
 int cvm_cgroup_read(const struct cvm_cgroup *cg, const char *file, char *buf, size_t len);
 

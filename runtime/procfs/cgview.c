@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/cleanup.h"
+#include "runtime/cgroup.h"
 #include "cgview.h"
 
 int cvm_cpuset_parse(const char *s, struct cvm_cpuset *out)
@@ -74,25 +74,11 @@ void cvm_cpuset_format(const struct cvm_cpuset *c, char *buf, size_t len)
 	}
 }
 
-static int read_small(const char *dir, const char *file, char *buf, size_t len)
-{
-	char path[4400];
-	cleanup_close int fd = -1;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = read(fd, buf, len - 1)) < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
-
 /* "max" or a number; CVM_NO_LIMIT when missing or "max". */
 static uint64_t read_limit(const char *dir, const char *file)
 {
 	char buf[64];
-	if (read_small(dir, file, buf, sizeof(buf)) < 0 || !strncmp(buf, "max", 3))
+	if (cvm_cgroup_read_at(dir, file, buf, sizeof(buf)) < 0 || !strncmp(buf, "max", 3))
 		return CVM_NO_LIMIT;
 	return strtoull(buf, NULL, 10);
 }
@@ -100,7 +86,7 @@ static uint64_t read_limit(const char *dir, const char *file)
 static uint64_t read_u64(const char *dir, const char *file)
 {
 	char buf[64];
-	return read_small(dir, file, buf, sizeof(buf)) < 0 ? 0 : strtoull(buf, NULL, 10);
+	return cvm_cgroup_read_at(dir, file, buf, sizeof(buf)) < 0 ? 0 : strtoull(buf, NULL, 10);
 }
 
 /* "quota period" -> CPUs, 0 for "max" or a missing file */
@@ -108,7 +94,7 @@ static double read_cpu_max(const char *dir)
 {
 	char buf[64];
 	unsigned long long quota, period;
-	if (read_small(dir, "cpu.max", buf, sizeof(buf)) < 0 ||
+	if (cvm_cgroup_read_at(dir, "cpu.max", buf, sizeof(buf)) < 0 ||
 	    sscanf(buf, "%llu %llu", &quota, &period) != 2 || period == 0)
 		return 0;
 	return (double)quota / (double)period;
@@ -119,7 +105,7 @@ static void read_keyed(const char *dir, const char *file, const char *const *key
 {
 	char buf[8192], *save = NULL;
 
-	if (read_small(dir, file, buf, sizeof(buf)) < 0)
+	if (cvm_cgroup_read_at(dir, file, buf, sizeof(buf)) < 0)
 		return;
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *sp = strchr(line, ' ');
@@ -156,7 +142,7 @@ static void load_stats(const char *leaf, unsigned what, struct cvm_cg_view *v)
 	if (!(what & CVM_VIEW_CPU))
 		return;
 	read_keyed(leaf, "cpu.stat", ckeys, cvals, 3);
-	if (read_small(leaf, "cpuset.cpus.effective", buf, sizeof(buf)) == 0 &&
+	if (cvm_cgroup_read_at(leaf, "cpuset.cpus.effective", buf, sizeof(buf)) == 0 &&
 	    cvm_cpuset_parse(buf, &v->cpus) == 0 && cvm_cpuset_count(&v->cpus) > 0)
 		v->has_cpuset = true;
 }

@@ -3,20 +3,13 @@
 # its own cgroup2 subtree lays out its cgroups and delegates the workspace's
 # group. The limits themselves need controllers: tests/vm/.
 # usage: test_cgroup.sh BUILD_DIR
-set -u
-BUILD=$(cd "${1:?build dir}" && pwd)
-CVM=$BUILD/cvm
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
-. "$HERE/outer.sh"
-ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exit 1; }
+. "$(dirname "$0")/workspace.sh" "$1"
 STATE=$(mktemp -d /tmp/cvm-cg-state.XXXXXX)
 trap 'outer_cleanup; rm -rf "$STATE"' EXIT
 
 WS=cg.$$
-outer_start "$WS" -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE" -- sleep 1000 || exit 1
-for _ in $(seq 100); do outer_exec "$WS" test -S /run/cvm/control.sock && break; sleep 0.05; done
-ex() { outer_exec "$WS" "$CVM" exec "$@"; }
+ws_start "$WS" "$STATE" -- sleep 1000 || exit 1
+ex() { ws_exec "$WS" "$@"; }
 CG=$(cat "$OUTER_DIR/$WS/cgroup" 2>/dev/null || echo "$OUTER_CG2/cvm-test.$$.$WS")
 
 t_layout_outside() {

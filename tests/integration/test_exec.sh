@@ -3,21 +3,13 @@
 # container (outer.sh); commands join it from the outer side, as
 # `kubectl exec POD -- cvm exec ...` would.
 # usage: test_exec.sh BUILD_DIR
-set -u
-BUILD=$(cd "${1:?build dir}" && pwd)
-CVM=$BUILD/cvm
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
-. "$HERE/outer.sh"
-ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exit 1; }
+. "$(dirname "$0")/workspace.sh" "$1"
 STATE=$(mktemp -d /tmp/cvm-exec-state.XXXXXX)
 trap 'outer_cleanup; rm -rf "$STATE"' EXIT
 
 WS=ws.$$
-outer_start "$WS" -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE" -- sleep 1000 || exit 1
-for _ in $(seq 100); do outer_exec "$WS" test -S /run/cvm/control.sock && break; sleep 0.05; done
-
-ex() { outer_exec "$WS" "$CVM" exec "$@"; }
+ws_start "$WS" "$STATE" -- sleep 1000 || exit 1
+ex() { ws_exec "$WS" "$@"; }
 
 t_runs_as_root_inside() {
 	out=$(ex -- sh -c 'id -u; cat /proc/self/uid_map; hostname') || { say "$out"; return 1; }

@@ -3,13 +3,7 @@
 # (outer.sh) builds it from a busybox rootfs; checks run from inside, with
 # busybox and the static probe, and from outside, on the disk.
 # usage: test_workspace.sh BUILD_DIR
-set -u
-BUILD=$(cd "${1:?build dir}" && pwd)
-CVM=$BUILD/cvm
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
-. "$HERE/outer.sh"
-ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exit 1; }
+. "$(dirname "$0")/workspace.sh" "$1"
 N=0
 
 # ws [cvm run args...]: run a workspace to the end in a fresh outer
