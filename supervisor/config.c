@@ -137,8 +137,8 @@ static const struct key keys[] = {
 	  "io.weight: 1 to 10000 (default 100)" },
 
 	{ SEC_PROC, "virtualize", T_BOOL, CFG(proc_virtualize), 0, "yes", NULL, NULL,
-	  "serve /proc/meminfo, cpuinfo, stat, uptime, swaps and the CPU list from the "
-	  "workspace's cgroup" },
+	  "serve /proc/meminfo, cpuinfo, stat, uptime, loadavg, swaps, diskstats and the CPU "
+	  "list from the workspace's cgroup" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },

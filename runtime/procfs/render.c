@@ -220,3 +220,76 @@ ssize_t cvm_render_uptime(double up, unsigned ncpus, double busy, char *buf, siz
 	put(&o, "%.2f %.2f\n", up, idle > 0 ? idle : 0);
 	return done(&o);
 }
+
+/* ---- /proc/diskstats --------------------------------------------------------- */
+
+static unsigned long long io_field(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+ssize_t cvm_render_diskstats(const char *host, const char *io_stat, char *buf, size_t len)
+{
+	struct out o = { buf, len, 0, false };
+
+	for (const char *line = host; line && *line;) {
+		unsigned maj, min;
+		char name[64], key[32];
+		const char *nl = strchr(line, '\n');
+		if (sscanf(line, "%u %u %63s", &maj, &min, name) == 3) {
+			/* this device's line of io.stat, if the workspace did I/O on it */
+			snprintf(key, sizeof(key), "%u:%u ", maj, min);
+			const char *io = io_stat;
+			while (io && *io && strncmp(io, key, strlen(key))) {
+				io = strchr(io, '\n');
+				io = io ? io + 1 : NULL;
+			}
+			char one[512] = "";
+			if (io && *io)
+				snprintf(one, sizeof(one), "%.*s", (int)strcspn(io, "\n"), io);
+			put(&o, "%4u %7u %s %llu 0 %llu 0 %llu 0 %llu 0 0 0 0 %llu 0 %llu 0 0 0\n", maj, min,
+			    name, io_field(one, "rios="), io_field(one, "rbytes=") / 512,
+			    io_field(one, "wios="), io_field(one, "wbytes=") / 512,
+			    io_field(one, "dios="), io_field(one, "dbytes=") / 512);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return done(&o);
+}
+
+/* ---- /proc/loadavg -------------------------------------------------------------- */
+
+#define LOAD_FIXED_1 2048UL
+static const unsigned long load_exp[3] = { 1884, 2014, 2037 };     /* 1, 5, 15 min */
+
+void cvm_loadavg_tick(struct cvm_loadavg *l, double now, unsigned active)
+{
+	/* The kernel's calc_load(), once per 5 s that passed; a long quiet gap
+	 * is decayed tick by tick, as it would have been. */
+	while (now - l->last >= 5.0) {
+		for (int i = 0; i < 3; i++) {
+			unsigned long a = l->avg[i] * load_exp[i] +
+					  active * LOAD_FIXED_1 * (LOAD_FIXED_1 - load_exp[i]);
+			if (active * LOAD_FIXED_1 >= l->avg[i])
+				a += LOAD_FIXED_1 - 1;
+			l->avg[i] = a / LOAD_FIXED_1;
+		}
+		l->last += 5.0;
+	}
+}
+
+ssize_t cvm_render_loadavg(const struct cvm_loadavg *l, unsigned running, unsigned total,
+			   unsigned lastpid, char *buf, size_t len)
+{
+	struct out o = { buf, len, 0, false };
+	unsigned long v[3];
+
+	for (int i = 0; i < 3; i++)
+		v[i] = l->avg[i] + LOAD_FIXED_1 / 200;  /* rounding, like the kernel's */
+	put(&o, "%lu.%02lu %lu.%02lu %lu.%02lu %u/%u %u\n",
+	    v[0] >> 11, ((v[0] & (LOAD_FIXED_1 - 1)) * 100) >> 11,
+	    v[1] >> 11, ((v[1] & (LOAD_FIXED_1 - 1)) * 100) >> 11,
+	    v[2] >> 11, ((v[2] & (LOAD_FIXED_1 - 1)) * 100) >> 11, running, total, lastpid);
+	return done(&o);
+}

@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@ static const char *const names[] = { CVM_PROCFS_FILES };
 
 static const char *const targets[] = {
 	"/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime", "/proc/swaps",
-	"/sys/devices/system/cpu/online",
+	"/sys/devices/system/cpu/online", "/proc/loadavg", "/proc/diskstats",
 };
 
 const char *cvm_procfs_target(const char *name)
@@ -40,7 +42,82 @@ struct handle {
 	size_t len;
 };
 static struct handle handles[MAX_HANDLES];
-static size_t last_len[8];         /* per file: the length of the last snapshot */
+static size_t last_len[N_FILES];   /* per file: the length of the last snapshot */
+
+static ssize_t slurp(const char *path, char *buf, size_t len);
+
+/* ---- the workspace's load -------------------------------------------------- */
+
+static struct cvm_loadavg load;
+static unsigned load_running, load_total, load_lastpid;
+
+static double boottime(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_BOOTTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Tasks of the group and every group below: running (R) and in
+ * uninterruptible sleep (D) count as load, as in the kernel. */
+static void count_tasks(const char *dir, unsigned *active, unsigned *running, unsigned *total,
+			unsigned *newest)
+{
+	char path[4400], stat[512], line[32];
+	cleanup_file FILE *f = NULL;
+	cleanup_dir DIR *d = opendir(dir);
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "%s/cgroup.threads", dir);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned tid = (unsigned)strtoul(line, NULL, 10);
+		snprintf(path, sizeof(path), "/proc/%u/stat", tid);
+		if (slurp(path, stat, sizeof(stat)) < 0 || !strrchr(stat, ')'))
+			continue;
+		char state = strrchr(stat, ')')[2];
+		(*total)++;
+		*running += state == 'R';
+		*active += state == 'R' || state == 'D';
+		if (tid > *newest)
+			*newest = tid;
+	}
+	while (d && (de = readdir(d)))
+		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			count_tasks(path, active, running, total, newest);
+		}
+}
+
+/* The newest task's pid as the workspace numbers it (last of NSpid). */
+static unsigned inner_pid(unsigned pid)
+{
+	char path[64], status[4096];
+	const char *ns;
+
+	snprintf(path, sizeof(path), "/proc/%u/status", pid);
+	if (!pid || slurp(path, status, sizeof(status)) < 0 || !(ns = strstr(status, "NSpid:")))
+		return pid;
+	const char *end = strchr(ns, '\n'), *last = ns + 6;
+	for (const char *c = ns + 6; c < end; c++)
+		if (*c == '\t' || *c == ' ')
+			last = c + 1;
+	return (unsigned)strtoul(last, NULL, 10);
+}
+
+/* Count now; with @tick, also apply the 5 s ticks that are due. */
+static void sample_load(const struct cvm_procfs *p, bool tick)
+{
+	unsigned active = 0, newest = 0;
+
+	if (!p->cg_top[0])
+		return;
+	load_running = load_total = 0;
+	count_tasks(p->cg_top, &active, &load_running, &load_total, &newest);
+	load_lastpid = inner_pid(newest);
+	if (tick)
+		cvm_loadavg_tick(&load, boottime(), active);
+}
 
 static ssize_t slurp(const char *path, char *buf, size_t len)
 {
@@ -89,10 +166,23 @@ static ssize_t render(const struct cvm_procfs *p, unsigned file, pid_t pid, char
 	struct cvm_error err = { 0 };
 	struct timespec now;
 
-	if (!p->cg_top[0] && file != 3 && file != 5)
+	static const char *const host_files[] = { "/proc/meminfo", "/proc/cpuinfo", "/proc/stat",
+		NULL, "/proc/swaps", NULL, "/proc/loadavg", "/proc/diskstats" };
+
+	if (!p->cg_top[0] && host_files[file])
 		/* No cgroup of its own (cvm not PID 1): the host's numbers. */
-		return slurp(file == 0 ? "/proc/meminfo" : file == 1 ? "/proc/cpuinfo" :
-			     file == 2 ? "/proc/stat" : "/proc/swaps", out, len);
+		return slurp(host_files[file], out, len);
+	if (file == 6) {
+		sample_load(p, false);  /* running/total are of this moment */
+		return cvm_render_loadavg(&load, load_running, load_total, load_lastpid, out, len);
+	}
+	if (file == 7) {
+		static char io[MAX_FILE];
+		if (cvm_cgroup_read_at(p->cg_top, "io.stat", io, sizeof(io)) < 0)
+			io[0] = '\0';
+		return slurp("/proc/diskstats", host, sizeof(host)) < 0 ? -1 :
+			cvm_render_diskstats(host, io, out, len);
+	}
 	reader_cgroup(p, pid, leaf, sizeof(leaf));
 	if (!p->cg_top[0] || cvm_cg_view_load(p->cg_top, leaf, file == 0 || file == 4 ?
 					      CVM_VIEW_MEM : CVM_VIEW_CPU, &v, &err) < 0) {
@@ -291,7 +381,14 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 		if (write(p->fuse_fd, &r, sizeof(r)) < 0 && errno != ENOSYS && errno != EINVAL)
 			cvm_error_set(err, errno, "procfs: resend");
 	}
+	load.last = boottime();
 	for (;;) {
+		/* Every 5 s, with or without readers, the load is sampled. */
+		struct pollfd pfd = { p->fuse_fd, POLLIN, 0 };
+		if (poll(&pfd, 1, 5000) == 0 || boottime() - load.last >= 5.0)
+			sample_load(p, true);
+		if (!(pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
 		n = read(p->fuse_fd, req, REQ_SIZE);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == ENOENT))
 			continue;

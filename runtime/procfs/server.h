@@ -14,7 +14,8 @@
 #include "runtime/error.h"
 
 /* The files, by the name they have in the FUSE mount. */
-#define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online"
+#define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
+	"loadavg", "diskstats"
 
 struct cvm_procfs {
 	int fuse_fd;                    /* /dev/fuse, the connection */

@@ -21,6 +21,8 @@ server_pid() {
 t_files_are_served() {
 	out=$(ex sh -c 'grep " fuse " /proc/self/mountinfo | cut -d" " -f5 | sort')
 	expect_eq "fuse mounts" "$out" "/proc/cpuinfo
+/proc/diskstats
+/proc/loadavg
 /proc/meminfo
 /proc/stat
 /proc/swaps
@@ -34,6 +36,16 @@ t_contents_follow_the_host_without_limits() {
 $(nproc)
 0$([ "$(nproc)" -gt 1 ] && echo "-$(( $(nproc) - 1 ))")
 root"
+}
+
+t_loadavg_and_diskstats_are_the_workspaces() {
+	out=$(ex cat /proc/loadavg)
+	# the workspace's tasks only (sleep, cvm's init, this cat...), numbered inside
+	echo "$out" | grep -qE '^[0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+\.[0-9]{2} [0-9]+/[0-9]+ [0-9]+$' ||
+		{ say "loadavg: $out"; return 1; }
+	total=$(echo "$out" | cut -d' ' -f4 | cut -d/ -f2); last=$(echo "$out" | cut -d' ' -f5)
+	[ "$total" -ge 2 ] && [ "$total" -lt 20 ] && [ "$last" -lt 1000 ] || { say "loadavg: $out"; return 1; }
+	expect_eq "disks" "$(ex cut -c14- /proc/diskstats | awk '{print $1}')" "$(cut -c14- /proc/diskstats | awk '{print $1}')"
 }
 
 t_uptime_is_the_workspaces() {

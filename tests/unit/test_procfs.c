@@ -195,6 +195,31 @@ START_TEST(swaps_and_uptime)
 }
 END_TEST
 
+START_TEST(loadavg_decays_like_the_kernel)
+{
+	struct cvm_loadavg l = { { 0, 0, 0 }, 0 };
+	cvm_loadavg_tick(&l, 60.0, 1);          /* a minute of one busy task */
+	ck_assert_int_gt(cvm_render_loadavg(&l, 1, 7, 42, buf, sizeof(buf)), 0);
+	/* 1 - e^-1 = 0.63 after one minute; 5 and 15 min averages far behind */
+	ck_assert_str_eq(buf, "0.63 0.18 0.06 1/7 42\n");
+	cvm_loadavg_tick(&l, 120.0, 0);         /* a quiet minute */
+	cvm_render_loadavg(&l, 0, 7, 42, buf, sizeof(buf));
+	ck_assert(strncmp(buf, "0.23 ", 5) == 0);
+	ck_assert_uint_eq((unsigned)l.last, 120);
+}
+END_TEST
+
+START_TEST(diskstats_from_io_stat)
+{
+	const char *host = "   8       0 sda 100 5 2000 40 50 6 800 30 0 70 70 0 0 0 0 0 0\n"
+			   "   8      16 sdb 1 0 8 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+	const char *io = "8:0 rbytes=1048576 wbytes=4096 rios=12 wios=1 dbytes=0 dios=0\n";
+	ck_assert_int_gt(cvm_render_diskstats(host, io, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "   8       0 sda 12 0 2048 0 1 0 8 0 0 0 0 0 0 0 0 0 0\n"
+			      "   8      16 sdb 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n");
+}
+END_TEST
+
 START_TEST(small_buffer_is_an_error_not_a_torn_file)
 {
 	struct cvm_cg_view v;
@@ -215,6 +240,8 @@ int main(void)
 	tcase_add_test(tc, cpus_from_cpuset_and_quota);
 	tcase_add_test(tc, stat_lines_follow_the_cpus);
 	tcase_add_test(tc, swaps_and_uptime);
+	tcase_add_test(tc, loadavg_decays_like_the_kernel);
+	tcase_add_test(tc, diskstats_from_io_stat);
 	tcase_add_test(tc, small_buffer_is_an_error_not_a_torn_file);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
