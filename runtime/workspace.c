@@ -211,7 +211,17 @@ static int procfs_mount(int fuse_fd, struct cvm_error *err)
 /* The /proc server's files over the real ones. Its FUSE mount sits on the
  * scratch space, which goes away at pivot_root: only the binds remain, so
  * the workspace cannot unmount the server's mount to reach a real file. */
-static int bind_procfs(int mfd, int root_fd, struct cvm_error *err)
+static bool wanted(char *const *list, const char *name)
+{
+	if (!list || !list[0])
+		return true;
+	for (size_t i = 0; list[i]; i++)
+		if (!strcmp(list[i], name))
+			return true;
+	return false;
+}
+
+static int bind_procfs(int mfd, char *const *only, int root_fd, struct cvm_error *err)
 {
 	static const char *const files[] = { CVM_PROCFS_FILES };
 
@@ -220,6 +230,8 @@ static int bind_procfs(int mfd, int root_fd, struct cvm_error *err)
 		return cvm_error_set(err, errno, "/proc server: mount");
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char path[64];
+		if (!wanted(only, files[i]))
+			continue;
 		snprintf(path, sizeof(path), "procfs/%s", files[i]);
 		cleanup_close int f = sys_open_tree(AT_FDCWD, path, CVM_OPEN_TREE_CLONE |
 						    CVM_OPEN_TREE_CLOEXEC);
@@ -264,7 +276,7 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	if (root_fd < 0)
 		return cvm_error_set(err, errno, "rootfs");
 	if (cvm_mount_system(root_fd, &ms, err) < 0 ||
-	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, root_fd, err) < 0) ||
+	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, s->procfs_files, root_fd, err) < 0) ||
 	    enter_root(root_fd, err) < 0)
 		return -1;
 	/* Crossing into the user namespace and copying the mount namespace

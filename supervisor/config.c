@@ -77,6 +77,8 @@ static int check_network(const struct key *k, const char *value, const char *sou
 			 struct cvm_error *err);
 static int check_limit(const struct key *k, const char *value, const char *source,
 		       struct cvm_error *err);
+static int check_proc_files(const struct key *k, const char *value, const char *source,
+			    struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -139,6 +141,8 @@ static const struct key keys[] = {
 	{ SEC_PROC, "virtualize", T_BOOL, CFG(proc_virtualize), 0, "yes", NULL, NULL,
 	  "serve /proc/meminfo, cpuinfo, stat, uptime, loadavg, swaps, diskstats and the CPU "
 	  "list from the workspace's cgroup" },
+	{ SEC_PROC, "files", T_NAME_LIST, CFG(proc_files), CFG(n_proc_files), NULL, NULL,
+	  check_proc_files, "which of them (unset: all)" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -549,6 +553,8 @@ static int set_list(const struct key *k, void *base, const char *value, const ch
 		list_clear(list, n);
 		return 0;
 	}
+	if (k->check && k->check(k, value, source, err) < 0)
+		return -1;
 	while ((t = next_token(&p, seps, &len))) {
 		if (!(env ? valid_env_entry(t, len) : valid_pass_name(t, len)))
 			return cvm_error_set(err, 0, "%s: bad entry '%.*s' for %s: %s", source,
@@ -630,6 +636,25 @@ static int check_limit(const struct key *k, const char *value, const char *sourc
 		return 0;
 	return cvm_error_set(err, 0, "%s: bad value '%s' for cpuset: expected a CPU list like "
 			     "0-3,6", source, value);
+}
+
+static int check_proc_files(const struct key *k, const char *value, const char *source,
+			    struct cvm_error *err)
+{
+	static const char *const known[] = { CVM_PROC_FILE_NAMES, NULL };
+	char copy[1024], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	for (char *w = strtok_r(copy, ", \t\n", &save); w; w = strtok_r(NULL, ", \t\n", &save)) {
+		size_t i = 0;
+		while (known[i] && strcmp(known[i], w))
+			i++;
+		if (!known[i])
+			return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
+					     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
+					     "diskstats", source, w, k->name);
+	}
+	return 0;
 }
 
 /* ---- init / free ------------------------------------------------------ */

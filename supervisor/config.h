@@ -16,6 +16,9 @@
 
 #define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
 #define CVM_DEFAULT_CONTROL_SOCKET "/run/cvm/control.sock"
+/* The /proc server's files ([proc] files), as runtime/procfs/server.h names them. */
+#define CVM_PROC_FILE_NAMES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
+	"loadavg", "diskstats"
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
@@ -73,6 +76,8 @@ struct cvm_config {
 
 	/* [proc] */
 	bool proc_virtualize;
+	char **proc_files;              /* names of runtime/procfs files; empty: all */
+	size_t n_proc_files;
 
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;

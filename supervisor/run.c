@@ -416,6 +416,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		else {
 			w.has_procfs = true;
 			spec.procfs_fd = w.procfs.pf.fuse_fd;
+			spec.procfs_files = c->proc_files;
 		}
 	}
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||

@@ -87,6 +87,15 @@ t_server_killed_100_times_readers_never_fail() {
 	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$WS/err"
 }
 
+t_only_the_configured_files() {
+	local name=only.$$
+	outer_start "$name" --env CVM_PROC_FILES="meminfo uptime" -- "$CVM" run --rootfs "$ROOTFS" \
+		--state "$STATE.2" -- sh -c 'grep " fuse " /proc/self/mountinfo | cut -d" " -f5 | sort'
+	outer_wait "$name" 20 || { outer_log "$name" >&2; return 1; }
+	expect_eq "fuse mounts" "$(cat "$OUTER_DIR/$name/out")" "/proc/meminfo
+/proc/uptime"
+}
+
 for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
 	run_test "${t#t_}" "$t"
 done

@@ -465,6 +465,7 @@ static const struct {
 	{ "[resources]\nmemory = 12Q\n", 2, "bad value '12Q' for memory", "auto" },
 	{ "[resources]\nio_weight = 0\n", 2, "io_weight", "1 to 10000" },
 	{ "[resources]\ncpuset = a-b\n", 2, "cpuset", "0-3,6" },
+	{ "[proc]\nfiles = meminfo, kcore\n", 2, "unknown file 'kcore' for files", "loadavg" },
 	{ "stop_timeout = 5s\n", 1, "'stop_timeout'", "outside any section" },
 	{ "[workspace]\nrootfs = relative/img\n", 2, "rootfs", "must be an absolute path" },
 	{ "[workspace]\nstate = ./state\n", 2, "state", "must be an absolute path" },
