@@ -382,15 +382,20 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 			cvm_error_set(err, errno, "procfs: resend");
 	}
 	load.last = boottime();
+	/* Non-blocking: while requests keep coming, one read() per request; the
+	 * poll (which also times the 5 s load samples) only when idle. */
+	fcntl(p->fuse_fd, F_SETFL, fcntl(p->fuse_fd, F_GETFL) | O_NONBLOCK);
 	for (;;) {
-		/* Every 5 s, with or without readers, the load is sampled. */
-		struct pollfd pfd = { p->fuse_fd, POLLIN, 0 };
-		if (poll(&pfd, 1, 5000) == 0 || boottime() - load.last >= 5.0)
-			sample_load(p, true);
-		if (!(pfd.revents & (POLLIN | POLLERR | POLLHUP)))
-			continue;
 		n = read(p->fuse_fd, req, REQ_SIZE);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == ENOENT))
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { p->fuse_fd, POLLIN, 0 };
+			if (poll(&pfd, 1, 5000) == 0 || boottime() - load.last >= 5.0)
+				sample_load(p, true);
+			continue;
+		}
+		if (n >= 0 && boottime() - load.last >= 5.0)
+			sample_load(p, true);   /* busy: sample between requests */
+		if (n < 0 && (errno == EINTR || errno == ENOENT))
 			continue;
 		if (n < 0 && errno == EPERM) {
 			/* Not mounted yet: the builder mounts it once we run. */
