@@ -19,8 +19,11 @@
 #include "syscalls.h"
 #include "user.h"
 
-/* Best effort: the workspace's cgroup, so its limits count us too. */
-static void join_cgroup(pid_t ws_pid)
+/* The workspace's cgroup.procs, opened now, while we still see the outer
+ * hierarchy: the command is moved in through it after fork (a write
+ * checks the opener's credentials and cgroup namespace). -1 if there is
+ * none. */
+static int open_cgroup_procs(pid_t ws_pid)
 {
 	char path[8300], line[4096], mnt[4096];
 	cleanup_file FILE *cg = NULL;
@@ -28,16 +31,15 @@ static void join_cgroup(pid_t ws_pid)
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)ws_pid);
 	cg = fopen(path, "re");
 	if (!cg || cvm_cgroup_mount(mnt, sizeof(mnt)) < 0)
-		return;
+		return -1;
 	while (fgets(line, sizeof(line), cg)) {
 		if (strncmp(line, "0::", 3))
 			continue;
 		line[strcspn(line, "\n")] = '\0';
 		snprintf(path, sizeof(path), "%s%s/cgroup.procs", mnt, line + 3);
-		cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd >= 0 && write(fd, "0", 1) < 0)
-			return;
+		return open(path, O_WRONLY | O_CLOEXEC);
 	}
+	return -1;
 }
 
 static bool same_ns(pid_t pid, const char *ns)
@@ -50,14 +52,14 @@ static bool same_ns(pid_t pid, const char *ns)
 	return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_ino == y.st_ino && x.st_dev == y.st_dev;
 }
 
-int cvm_join_enter(int ws_pidfd, pid_t ws_pid, struct cvm_error *err)
+int cvm_join_enter(int ws_pidfd, pid_t ws_pid, int *cgroup_procs_fd, struct cvm_error *err)
 {
 	int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
 		    CLONE_NEWCGROUP;
 
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		return cvm_error_set(err, errno, "make the joining process non-dumpable");
-	join_cgroup(ws_pid);
+	*cgroup_procs_fd = open_cgroup_procs(ws_pid);
 	/* cvm runs at -1000; what joins the workspace is as killable as it. */
 	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (oom >= 0) {
@@ -177,22 +179,44 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 
 pid_t cvm_join_spawn(const struct cvm_join_cmd *cmd, int *err_fd, struct cvm_error *err)
 {
-	int p[2];
+	int p[2], go[2];
 	pid_t pid;
+	char buf[16];
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return cvm_error_set(err, errno, "pipe");
-	pid = fork();
-	if (pid < 0) {
+	if (pipe2(go, O_CLOEXEC) < 0) {
 		close(p[0]);
 		close(p[1]);
-		return cvm_error_set(err, errno, "fork into the workspace");
+		return cvm_error_set(err, errno, "pipe");
 	}
+	/* Forked here, in cvm's group, and only then moved into the
+	 * workspace's: a fork inside a group at pids.max would fail, a move
+	 * does not, so cvm exec works even while a fork bomb fills it. */
+	pid = fork();
 	if (pid == 0) {
 		close(p[0]);
+		close(go[1]);
+		if (read(go[0], buf, 1) != 1)
+			_exit(125);
+		close(go[0]);
 		child_exec(cmd, p[1]);
 	}
 	close(p[1]);
+	close(go[0]);
+	if (pid < 0) {
+		close(p[0]);
+		close(go[1]);
+		return cvm_error_set(err, errno, "fork into the workspace");
+	}
+	if (cmd->cgroup_procs_fd >= 0) {
+		int n = snprintf(buf, sizeof(buf), "%d", (int)pid);
+		if (write(cmd->cgroup_procs_fd, buf, (size_t)n) < 0)
+			(void)0;        /* best effort: it then stays in cvm's group */
+	}
+	if (write(go[1], "G", 1) != 1)
+		(void)0;
+	close(go[1]);
 	*err_fd = p[0];
 	return pid;
 }

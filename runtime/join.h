@@ -8,14 +8,15 @@
 #include "error.h"
 
 /* Move the calling process into the workspace whose PID 1 is @ws_pid
- * (@ws_pidfd): its cgroup, then its user, mount, pid, uts, ipc and cgroup
- * namespaces (and net, when it has its own). The caller must be a
+ * (@ws_pidfd): its user, mount, pid, uts, ipc and cgroup namespaces (and
+ * net, when it has its own). *@cgroup_procs_fd gets the workspace group's
+ * cgroup.procs, opened before, for cvm_join_spawn to move the command in. The caller must be a
  * disposable, single-threaded process of outer root: it becomes
  * non-dumpable first, because it still holds the outer cvm's memory and
  * inner root must not ptrace it or read its /proc files (the runc
  * CVE-2019-5736 class). Afterwards "/" is the workspace's root; the pid
  * namespace applies to children only. */
-int cvm_join_enter(int ws_pidfd, pid_t ws_pid, struct cvm_error *err);
+int cvm_join_enter(int ws_pidfd, pid_t ws_pid, int *cgroup_procs_fd, struct cvm_error *err);
 
 struct cvm_join_cmd {
 	char *const *argv;
@@ -24,6 +25,7 @@ struct cvm_join_cmd {
 	const char *workdir;    /* NULL: the user's home if it exists, else / */
 	int stdio[3];           /* when there is no pty */
 	int pty_slave;          /* -1, or the pty the command gets as its terminal */
+	int cgroup_procs_fd;    /* from cvm_join_enter, or -1 */
 };
 
 /* After cvm_join_enter: start the command inside. Errors before exec come

@@ -231,7 +231,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct timeval tv = { 10, 0 };
-	int master = -1, slave = -1, efd;
+	int master = -1, slave = -1, efd, cg_fd = -1;
 	char **env;
 	char msg[1024];
 
@@ -251,7 +251,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	}
 	if (env && r.term[0])
 		cvm_env_set(&env, "TERM", r.term);
-	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, &err) < 0)
+	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, &cg_fd, &err) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, err.msg);
 	if ((r.h.flags & CVM_CTL_TTY) && open_pty(&master, &slave, &r.h) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, "cannot open a pty in the workspace");
@@ -261,6 +261,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 		.stdio = { r.n_fds > 0 ? r.fds[0] : -1, r.n_fds > 1 ? r.fds[1] : -1,
 			   r.n_fds > 2 ? r.fds[2] : -1 },
 		.pty_slave = slave,
+		.cgroup_procs_fd = cg_fd,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -187,6 +187,21 @@ static int cmd_readloop(const char *path, int n)
 	return 0;
 }
 
+/* Keep forking sleepers forever: whenever the pid limit frees a slot, it
+ * is taken again, so the group stays full. */
+static int cmd_forkbomb(void)
+{
+	for (;;) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			sleep(60);
+			_exit(0);
+		}
+		if (pid < 0)
+			usleep(10000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -206,9 +221,11 @@ int main(int argc, char **argv)
 		return cmd_alloc(arg);
 	if (!strcmp(cmd, "spin"))
 		return cmd_spin(arg);
+	if (!strcmp(cmd, "forkbomb"))
+		return cmd_forkbomb();
 	if (!strcmp(cmd, "readloop") && argc > 3)
 		return cmd_readloop(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS | readloop PATH N\n");
+		"alloc MIB | spin SECONDS | readloop PATH N | forkbomb\n");
 	return 2;
 }
