@@ -145,6 +145,8 @@ ssize_t cvm_render_cpuinfo(const char *host, const struct cvm_cpuset *cpus, char
 		if (!cvm_cpuset_has(cpus, cpu) || !(b = cpu_block(host, cpu, &n)))
 			continue;
 		const char *rest = strchr(b, '\n');
+		if (!rest || rest >= b + n)     /* a host file cut after "processor" */
+			rest = b + n - 1;
 		put(&o, "processor\t: %u\n%.*s", shown++, (int)(n - (size_t)(rest + 1 - b)), rest + 1);
 	}
 	return done(&o);

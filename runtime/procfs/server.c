@@ -331,14 +331,28 @@ static int do_release(int fd, const struct cvm_fuse_in_header *h, const void *ar
 	return reply(fd, h->unique, 0, NULL, 0);
 }
 
-static int dispatch(int fd, const char *req, size_t n, const struct cvm_procfs *p)
+int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs *p)
 {
-	const struct cvm_fuse_in_header *h = (const void *)req;
-	const char *arg = req + sizeof(*h);
+	/* Copies, aligned and zero-padded: a request shorter than its opcode's
+	 * arguments reads zeros, never past the buffer. */
+	static union {
+		struct cvm_fuse_init_in init;
+		struct cvm_fuse_read_in read;
+		char name[256];
+	} args;
+	struct cvm_fuse_in_header hdr;
+	const struct cvm_fuse_in_header *h = &hdr;
+	const char *arg = (const char *)&args;
 	struct cvm_fuse_attr_out a = { .attr_valid = 1 };
 
-	if (n < sizeof(*h) || h->len != n)
+	if (n < sizeof(hdr))
 		return 0;       /* malformed: the kernel never sends that; ignore */
+	memcpy(&hdr, req, sizeof(hdr));
+	if (hdr.len != n)
+		return 0;
+	memset(&args, 0, sizeof(args));
+	memcpy(&args, req + sizeof(hdr), n - sizeof(hdr) < sizeof(args) - 1 ?
+	       n - sizeof(hdr) : sizeof(args) - 1);        /* a name stays NUL-terminated */
 	switch (h->opcode) {
 	case CVM_FUSE_INIT: return do_init(fd, h, arg);
 	case CVM_FUSE_LOOKUP: return do_lookup(fd, h, arg);
@@ -408,7 +422,7 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 			free(req);
 			return cvm_error_set(err, errno, "procfs: read /dev/fuse");
 		}
-		if (dispatch(p->fuse_fd, req, (size_t)n, p) < 0 && errno != ENOENT) {
+		if (cvm_procfs_handle(p->fuse_fd, req, (size_t)n, p) < 0 && errno != ENOENT) {
 			free(req);
 			return cvm_error_set(err, errno, "procfs: reply");
 		}

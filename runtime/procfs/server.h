@@ -28,6 +28,10 @@ struct cvm_procfs {
 /* Serve until the connection goes away (0) or fails (-1 with @err). */
 int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err);
 
+/* Answer one request read from /dev/fuse (@n bytes) on @fd. Exposed for
+ * the fuzzer: whatever the bytes, an error reply or nothing, never a crash. */
+int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs *p);
+
 /* Where a file of the mount goes inside the workspace ("/proc/meminfo"). */
 const char *cvm_procfs_target(const char *name);
 
