@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "join.h"
+#include "syscall_filter.h"
 #include "syscalls.h"
 #include "user.h"
 
@@ -147,6 +148,8 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 	char **env = c->envp;
 	sigset_t none;
 
+	if (c->seccomp && cvm_seccomp_apply(&err) < 0)
+		child_fail(efd, 125, "%s", err.msg);
 	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0)
 		child_fail(efd, 125, "%s", err.msg);
 	/* The user's terminal is the user's, as login would do it. */

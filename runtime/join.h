@@ -26,6 +26,7 @@ struct cvm_join_cmd {
 	int stdio[3];           /* when there is no pty */
 	int pty_slave;          /* -1, or the pty the command gets as its terminal */
 	int cgroup_procs_fd;    /* from cvm_join_enter, or -1 */
+	bool seccomp;           /* the workspace's syscall profile, as its init has */
 };
 
 /* After cvm_join_enter: start the command inside. Errors before exec come

@@ -119,6 +119,8 @@ static const struct key keys[] = {
 	  NULL, "outer variables passed in: NAME or PREFIX*" },
 	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "host", NULL, check_network,
 	  "network mode" },
+	{ SEC_WORKSPACE, "seccomp", T_BOOL, CFG(seccomp), 0, "yes", NULL, NULL,
+	  "refuse the syscalls that reach the node (kexec, modules, the clock, ...)" },
 
 	{ SEC_DEVICES, "fuse", T_BOOL, CFG(dev_fuse), 0, "no", NULL, NULL, "provide /dev/fuse" },
 	{ SEC_DEVICES, "tun", T_BOOL, CFG(dev_tun), 0, "no", NULL, NULL, "provide /dev/net/tun" },

@@ -60,6 +60,7 @@ struct cvm_config {
 	char **env_pass;                /* NAME or PREFIX*, NULL-terminated */
 	size_t n_env_pass;
 	char *network;                  /* "host" */
+	bool seccomp;                   /* the syscall profile (runtime/syscall_filter.c) */
 
 	/* [devices] */
 	bool dev_fuse;

@@ -262,6 +262,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 			   r.n_fds > 2 ? r.fds[2] : -1 },
 		.pty_slave = slave,
 		.cgroup_procs_fd = cg_fd,
+		.seccomp = ctx->seccomp,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -49,6 +49,7 @@ struct cvm_control_ctx {
 	const char *user;       /* default user */
 	const char *workdir;    /* default workdir, or NULL */
 	const struct cvm_cgroup *cgroup;        /* for cvm status; NULL: none */
+	bool seccomp;                           /* exec'd commands get the profile too */
 };
 
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */

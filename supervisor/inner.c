@@ -15,6 +15,7 @@
 #include "pid1.h"
 #include "spawn.h"
 #include "runtime/cleanup.h"
+#include "runtime/syscall_filter.h"
 #include "runtime/syscalls.h"
 #include "runtime/user.h"
 
@@ -179,6 +180,13 @@ int cvm_inner_init(void *arg)
 	struct cvm_inner *in = arg;
 	char *argv[MAX_INIT_ARGS];
 	char *words;
+	struct cvm_error err = { 0 };
+
+	/* Before anything of the image runs; inherited by all that follows. */
+	if (in->config->seccomp && cvm_seccomp_apply(&err) < 0) {
+		log_error("workspace: %s", err.msg);
+		return CVM_EXIT_SETUP_FAILED;
+	}
 
 	switch (inner_mode(in, AT_FDCWD)) {
 	case RUN_IMAGE_INIT:

@@ -80,6 +80,8 @@ static const struct run_flag run_flags[] = {
 	{ "memory", 'm', "SIZE", "resources", "memory", NULL,
 	  "memory limit, like 4G; auto (default): the outer container's" },
 	{ "pids", 0, "N", "resources", "pids", NULL, "most processes inside (default: no limit)" },
+	{ "no-seccomp", 0, NULL, "workspace", "seccomp", "no",
+	  "turn the syscall profile off (debugging only)" },
 	{ "control-socket", 0, "PATH", "supervisor", "control_socket", NULL,
 	  "where cvm exec finds this cvm (default " CVM_DEFAULT_CONTROL_SOCKET ")" },
 };
@@ -408,6 +410,9 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		cvm_env_free(in.envp);
 		return err.err ? CVM_EXIT_SETUP_FAILED : 2;
 	}
+	if (!c->seccomp)
+		log_warn("seccomp is off ([workspace] seccomp = no): root inside may call kexec, "
+			 "module and clock syscalls, stopped only by the kernel's own checks");
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
 	spec.procfs_fd = -1;
 	if (c->proc_virtualize) {
@@ -440,7 +445,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
 	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
-					w.has_cgroup ? &w.cg : NULL };
+					w.has_cgroup ? &w.cg : NULL, c->seccomp };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
 		log_warn("cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));

@@ -77,6 +77,12 @@ t_tty_exit_status() {
 	expect_eq "exit" "$?" 5
 }
 
+t_exec_gets_the_seccomp_profile() {
+	out=$(ex -- probe nodecalls)
+	echo "$out" | grep -q '^open_by_handle_at EPERM$' || { say "$out"; return 1; }
+	! echo "$out" | grep -v ' EPERM$' || { say "not refused: $out"; return 1; }
+}
+
 t_no_socket_clear_error() {
 	"$CVM" exec --socket /nonexistent/sock -- true 2> err; expect_eq "exit" "$?" 125 || return 1
 	grep -q "cannot reach the workspace supervisor at /nonexistent/sock" err || { say "$(cat err)"; return 1; }

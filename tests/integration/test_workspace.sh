@@ -130,6 +130,18 @@ t_dev_fuse_and_tun_when_enabled() {
 	has "root a:e5" && has "root a:c8" && has fuse-opened && has tun-opened
 }
 
+# The seccomp profile refuses what reaches the node. Without it (the control)
+# open_by_handle_at gets as far as the kernel (EFAULT for the NULL handle):
+# so it is the profile that stops it, not only the kernel's own checks.
+t_seccomp_refuses_node_syscalls() {
+	ws --rootfs "$ROOTFS" --state "$PWD/state" -- probe nodecalls || { cat err >&2; return 1; }
+	if grep -v ' EPERM$' out; then say "not refused by the profile (above)"; return 1; fi
+	[ "$(wc -l < out)" -ge 12 ] || { say "probe output: $(cat out)"; return 1; }
+	ws --rootfs "$ROOTFS" --state "$PWD/state" --no-seccomp -- probe nodecalls || return 1
+	has "open_by_handle_at EFAULT" || return 1
+	grep -q "seccomp is off" err || { say "no warning when turned off"; return 1; }
+}
+
 # Root inside has every capability, in the workspace's user namespace only.
 t_capabilities_only_inside() {
 	ws_sh 'grep CapEff /proc/self/status; hostname renamed && hostname
