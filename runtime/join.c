@@ -148,7 +148,7 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 	char **env = c->envp;
 	sigset_t none;
 
-	if (c->seccomp && cvm_seccomp_apply(&err) < 0)
+	if (cvm_caps_bound(&err) < 0 || (c->seccomp && cvm_seccomp_apply(&err) < 0))
 		child_fail(efd, 125, "%s", err.msg);
 	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0)
 		child_fail(efd, 125, "%s", err.msg);

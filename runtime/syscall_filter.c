@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <cap-ng.h>
+#include <linux/capability.h>
 #include <seccomp.h>
 #include <stddef.h>
 
@@ -63,4 +65,24 @@ int cvm_seccomp_apply(struct cvm_error *err)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return r < 0 ? cvm_error_set(err, -r, "seccomp profile") : 0;
+}
+
+/* Kept: CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_BOOT (reboot(2) in a pid
+ * namespace is how systemd halts it) and the rest a VM's root uses, all
+ * scoped to the workspace's namespaces by the kernel. */
+static const int bound_drop[] = {
+	CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_TIME, CAP_SYSLOG, CAP_WAKE_ALARM,
+	CAP_BLOCK_SUSPEND, CAP_AUDIT_CONTROL, CAP_AUDIT_READ, CAP_MAC_ADMIN,
+	CAP_MAC_OVERRIDE, CAP_SYS_PACCT,
+};
+
+int cvm_caps_bound(struct cvm_error *err)
+{
+	capng_get_caps_process();
+	for (size_t i = 0; i < sizeof(bound_drop) / sizeof(bound_drop[0]); i++)
+		capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
+			     CAPNG_BOUNDING_SET, (unsigned)bound_drop[i]);
+	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
+		return cvm_error_set(err, errno, "drop capabilities");
+	return 0;
 }

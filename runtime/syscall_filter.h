@@ -12,4 +12,9 @@
  * no_new_privs. */
 int cvm_seccomp_apply(struct cvm_error *err);
 
+/* Drop from the bounding set (and so for good, for everything the caller
+ * execs) the capabilities that mean nothing or only danger even in a user
+ * namespace: modules, raw I/O, the clock, the kernel log, audit, MAC. */
+int cvm_caps_bound(struct cvm_error *err);
+
 #endif

@@ -183,7 +183,7 @@ int cvm_inner_init(void *arg)
 	struct cvm_error err = { 0 };
 
 	/* Before anything of the image runs; inherited by all that follows. */
-	if (in->config->seccomp && cvm_seccomp_apply(&err) < 0) {
+	if (cvm_caps_bound(&err) < 0 || (in->config->seccomp && cvm_seccomp_apply(&err) < 0)) {
 		log_error("workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}

@@ -77,6 +77,11 @@ t_tty_exit_status() {
 	expect_eq "exit" "$?" 5
 }
 
+t_exec_gets_the_bounding_set() {
+	out=$(ex -- grep CapBnd /proc/self/status)
+	echo "$out" | grep -q '1c0bdecffff$' || { say "$out"; return 1; }
+}
+
 t_exec_gets_the_seccomp_profile() {
 	out=$(ex -- probe nodecalls)
 	echo "$out" | grep -q '^open_by_handle_at EPERM$' || { say "$out"; return 1; }
