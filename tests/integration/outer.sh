@@ -85,8 +85,7 @@ outer_start() {
 	mkdir "$d" || { echo "outer_start: $name exists" >&2; return 1; }
 	mkdir "$d/state"
 	# Recorded before anything runs, so outer_cleanup finds even a half-started one.
-	echo "$cg" > "$d/cgroup"
-	mkdir "$cg" || return 1
+	echo "$cg" > "$d/cgroup" && mkdir "$cg" || return 1
 	unshare --pid --mount --uts --ipc --propagation private -- \
 		bash -c "$OUTER_PARENT" outer-parent "$cg" "$d" "$OUTER_SETUP" -- "${envs[@]}" "$@" \
 		</dev/null >/dev/null 2>"$d/unshare.err" &
@@ -94,6 +93,8 @@ outer_start() {
 	for ((i = 0; i < 400; i++)); do
 		[ -e "$d/ready" ] && return 0
 		[ -e "$d/rc" ] && break
+		# outer_cleanup ran meanwhile (an interrupted script): undo this one
+		[ -d "$d" ] || { outer_kill_cgroup "$cg"; return 1; }
 		sleep 0.025
 	done
 	echo "outer_start $name: PID 1 did not start (exit $(cat "$d/rc" 2>/dev/null || echo -)):" >&2
@@ -123,6 +124,20 @@ outer_signal() {
 
 outer_log() { cat "$OUTER_DIR/$1/out" "$OUTER_DIR/$1/err"; }
 
+# outer_kill_cgroup DIR: kill all in the cgroup tree DIR, then remove it.
+outer_kill_cgroup() {
+	local cg=$1 i
+	[ -d "$cg" ] || return 0
+	{ echo 1 > "$cg/cgroup.kill"; } 2>/dev/null || :
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^populated 0' "$cg/cgroup.events" 2>/dev/null && break
+		sleep 0.05
+	done
+	# Deepest first: the container may have made cgroups of its own.
+	find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || :
+	[ ! -d "$cg" ] || { echo "outer: cannot remove $cg" >&2; return 1; }
+}
+
 # outer_reap NAME: end whatever is left of it and remove its cgroup tree.
 outer_reap() {
 	local d=$OUTER_DIR/$1 cg i pid
@@ -138,15 +153,7 @@ outer_reap() {
 		sleep 0.05
 	done
 	[ -e "$d/rc" ] || echo "outer: $1 did not end" >&2
-	[ -d "$cg" ] || return 0
-	{ echo 1 > "$cg/cgroup.kill"; } 2>/dev/null || :
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^populated 0' "$cg/cgroup.events" 2>/dev/null && break
-		sleep 0.05
-	done
-	# Deepest first: the container may have made cgroups of its own.
-	find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || :
-	[ ! -d "$cg" ] || { echo "outer: cannot remove $cg" >&2; return 1; }
+	outer_kill_cgroup "$cg"
 }
 
 outer_wait() {

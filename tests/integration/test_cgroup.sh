@@ -5,7 +5,7 @@
 # usage: test_cgroup.sh BUILD_DIR
 . "$(dirname "$0")/workspace.sh" "$1"
 STATE=$(mktemp -d /tmp/cvm-cg-state.XXXXXX)
-trap 'outer_cleanup; rm -rf "$STATE"' EXIT
+trap 'outer_cleanup; rm -rf "$STATE" "$STATE".*' EXIT
 
 WS=cg.$$
 ws_start "$WS" "$STATE" -- sleep 1000 || exit 1

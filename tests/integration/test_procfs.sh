@@ -5,7 +5,7 @@
 # usage: test_procfs.sh BUILD_DIR
 . "$(dirname "$0")/workspace.sh" "$1"
 STATE=$(mktemp -d /tmp/cvm-procfs-state.XXXXXX)
-trap 'outer_cleanup; rm -rf "$STATE"' EXIT
+trap 'outer_cleanup; rm -rf "$STATE" "$STATE".*' EXIT
 
 WS=pf.$$
 ws_start "$WS" "$STATE" -- sleep 1000 || exit 1

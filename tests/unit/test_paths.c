@@ -11,6 +11,7 @@
 
 #include "runtime/idmap.h"
 #include "runtime/rootpath.h"
+#include "tmptree.h"
 
 static char root[64];
 static int root_fd = -1;
@@ -18,21 +19,13 @@ static struct cvm_error err;
 
 static void put(const char *rel, const char *text)
 {
-	char p[256];
-	snprintf(p, sizeof(p), "%s/%s", root, rel);
-	FILE *f = fopen(p, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
+	tmptree_put(root, rel, text);
 }
 
 static void setup(void)
 {
 	char p[256];
-	strcpy(root, "/tmp/cvm-paths.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(root));
-	snprintf(p, sizeof(p), "%s/etc", root);
-	mkdir(p, 0755);
+	tmptree_make(root, "cvm-paths");
 	put("etc/hostname", "img\n");
 	/* The attacks: absolute and relative links that aim outside. */
 	snprintf(p, sizeof(p), "%s/proc", root);
@@ -50,10 +43,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
 	close(root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	ck_assert_int_eq(system(cmd), 0);
+	tmptree_remove(root);
 }
 
 /* Does @fd name the same inode as ROOT/@rel? */
@@ -159,9 +150,5 @@ int main(void)
 	tcase_add_test(tc, create_and_type_checks);
 	tcase_add_test(tc, idrange_checks);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tmptree_run(s);
 }

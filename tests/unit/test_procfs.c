@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runtime/procfs/render.h"
+#include "tmptree.h"
 
 static char top[64], host_meminfo[16384], host_cpuinfo[65536], host_stat[16384];
 static char buf[65536];
@@ -27,14 +28,9 @@ static void slurp(const char *name, char *out, size_t len)
 /* put("a/b", "memory.max", "1G"): a file of the fixture tree */
 static void put(const char *group, const char *file, const char *text)
 {
-	char p[512];
-	snprintf(p, sizeof(p), "%s/%s", top, group);
-	mkdir(p, 0755);
-	snprintf(p, sizeof(p), "%s/%s/%s", top, group, file);
-	FILE *f = fopen(p, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
+	char rel[256];
+	snprintf(rel, sizeof(rel), "%s%s%s", group, *group ? "/" : "", file);
+	tmptree_put(top, rel, text);
 }
 
 static void load(const char *group, struct cvm_cg_view *v)
@@ -54,8 +50,7 @@ static unsigned long long kb(const char *text, const char *key)
 
 static void setup(void)
 {
-	strcpy(top, "/tmp/cvm-procfs.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(top));
+	tmptree_make(top, "cvm-procfs");
 	slurp("meminfo", host_meminfo, sizeof(host_meminfo));
 	slurp("cpuinfo", host_cpuinfo, sizeof(host_cpuinfo));
 	slurp("stat", host_stat, sizeof(host_stat));
@@ -67,9 +62,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
-	ck_assert_int_eq(system(cmd), 0);
+	tmptree_remove(top);
 }
 
 START_TEST(cpuset_lists)
@@ -244,9 +237,5 @@ int main(void)
 	tcase_add_test(tc, diskstats_from_io_stat);
 	tcase_add_test(tc, small_buffer_is_an_error_not_a_torn_file);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tmptree_run(s);
 }

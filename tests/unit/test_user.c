@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "runtime/user.h"
+#include "tmptree.h"
 #include "supervisor/env.h"
 
 static char root[64];
@@ -18,21 +19,12 @@ static struct cvm_user u;
 
 static void put(const char *rel, const char *text)
 {
-	char p[256];
-	snprintf(p, sizeof(p), "%s/%s", root, rel);
-	FILE *f = fopen(p, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
+	tmptree_put(root, rel, text);
 }
 
 static void setup(void)
 {
-	char p[256];
-	strcpy(root, "/tmp/cvm-user.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(root));
-	snprintf(p, sizeof(p), "%s/etc", root);
-	mkdir(p, 0755);
+	tmptree_make(root, "cvm-user");
 	put("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
 			  "broken line without fields\n"
 			  "coder:x:1000:1000:Coder:/home/coder:/bin/bash\n"
@@ -46,10 +38,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
 	close(root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	ck_assert_int_eq(system(cmd), 0);
+	tmptree_remove(root);
 }
 
 static bool in_groups(gid_t g)
@@ -163,9 +153,5 @@ int main(void)
 	tcase_add_test(tc, passwd_symlinked_outside_stays_inside);
 	tcase_add_test(tc, env_layers);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tmptree_run(s);
 }
