@@ -13,8 +13,8 @@
 #       $OUTER_DIR/NAME/pid: PID 1's host PID; $OUTER_DIR/NAME/state: an
 #       empty dir for the container's state (e.g. cvm --state).
 #   outer_exec NAME CMD...   like docker exec: CMD in its namespaces and in
-#       PID 1's cgroup, with PID 1's root and cwd; returns CMD's status; stdio
-#       pass through.
+#       PID 1's cgroup, with PID 1's root and cwd; returns CMD's status (125
+#       if the container is not running); stdio pass through.
 #   outer_wait NAME [SECONDS]  wait (default 30, whole seconds) for PID 1 to
 #       end; returns its status (128+N if signal N killed it), or 124 on
 #       timeout (it keeps running). Then removes the container's cgroup.
@@ -26,7 +26,8 @@
 #   outer_cleanup            kill every container, remove its cgroups and
 #       $OUTER_DIR. Runs on EXIT: sourcing chains it before an EXIT trap set
 #       earlier; a script setting its own EXIT trap afterwards must call
-#       outer_cleanup from it.
+#       outer_cleanup from it. Signals during it are ignored.
+#   outer_pid NAME / outer_running NAME   PID 1's host PID / whether it runs.
 #
 # All mounts happen in the containers' private mount namespaces, which die
 # with their last process; state lives in files under $OUTER_DIR so that
@@ -178,9 +179,10 @@ outer_cleanup() {
 }
 
 # Chain: ours first (containers may use the script's files), then the old one.
+# A second TERM or ^C must not cut the cleanup short.
 eval "OUTER_PREV_EXIT_TRAP=( $(trap -p EXIT) )"
 OUTER_PREV_EXIT_TRAP=${OUTER_PREV_EXIT_TRAP[2]-}
-trap 'outer_cleanup; eval "$OUTER_PREV_EXIT_TRAP"' EXIT
+trap 'trap "" INT TERM HUP; outer_cleanup; eval "$OUTER_PREV_EXIT_TRAP"' EXIT
 
 # The busybox rootfs plus the static probe, built once per (this recipe,
 # scripts/rootfs, busybox, probe) and shared read-only: cvm never writes to
