@@ -16,7 +16,8 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "join.h"
-#include "syscall_filter.h"
+#include "caps.h"
+#include "seccomp.h"
 #include "syscalls.h"
 #include "user.h"
 
@@ -43,7 +44,7 @@ static int open_cgroup_procs(pid_t ws_pid)
 	return -1;
 }
 
-static bool same_ns(pid_t pid, const char *ns)
+bool cvm_join_shares_ns(pid_t pid, const char *ns)
 {
 	char a[64], b[64];
 	struct stat x, y;
@@ -53,7 +54,8 @@ static bool same_ns(pid_t pid, const char *ns)
 	return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_ino == y.st_ino && x.st_dev == y.st_dev;
 }
 
-int cvm_join_enter(int ws_pidfd, pid_t ws_pid, int *cgroup_procs_fd, struct cvm_error *err)
+int cvm_join_enter(int ws_pidfd, pid_t ws_pid, bool join_net, int *cgroup_procs_fd,
+		   struct cvm_error *err)
 {
 	int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
 		    CLONE_NEWCGROUP;
@@ -68,7 +70,7 @@ int cvm_join_enter(int ws_pidfd, pid_t ws_pid, int *cgroup_procs_fd, struct cvm_
 			(void)0;
 		close(oom);
 	}
-	if (!same_ns(ws_pid, "net"))
+	if (join_net)
 		flags |= CLONE_NEWNET;
 	if (setns(ws_pidfd, flags) < 0)
 		return cvm_error_set(err, errno, "join the workspace's namespaces");
@@ -148,7 +150,7 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 	char **env = c->envp;
 	sigset_t none;
 
-	if (cvm_caps_bound(&err) < 0 || (c->seccomp && cvm_seccomp_apply(&err) < 0))
+	if (cvm_caps_bound(&err) < 0 || (c->seccomp && cvm_seccomp_apply(c->seccomp_deny, &err) < 0))
 		child_fail(efd, 125, "%s", err.msg);
 	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0)
 		child_fail(efd, 125, "%s", err.msg);

@@ -16,7 +16,12 @@
  * inner root must not ptrace it or read its /proc files (the runc
  * CVE-2019-5736 class). Afterwards "/" is the workspace's root; the pid
  * namespace applies to children only. */
-int cvm_join_enter(int ws_pidfd, pid_t ws_pid, int *cgroup_procs_fd, struct cvm_error *err);
+int cvm_join_enter(int ws_pidfd, pid_t ws_pid, bool join_net, int *cgroup_procs_fd,
+		   struct cvm_error *err);
+
+/* Whether the caller and @pid share namespace @ns ("net", ...). Ask before
+ * cvm drops CAP_SYS_PTRACE: the workspace's init may be non-dumpable. */
+bool cvm_join_shares_ns(pid_t pid, const char *ns);
 
 struct cvm_join_cmd {
 	char *const *argv;
@@ -27,6 +32,7 @@ struct cvm_join_cmd {
 	int pty_slave;          /* -1, or the pty the command gets as its terminal */
 	int cgroup_procs_fd;    /* from cvm_join_enter, or -1 */
 	bool seccomp;           /* the workspace's syscall profile, as its init has */
+	char *const *seccomp_deny;      /* and its config-added refusals */
 };
 
 /* After cvm_join_enter: start the command inside. Errors before exec come

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "../runtime/cleanup.h"
+#include "../runtime/seccomp.h"
 
 /* Enum fields are written through an int pointer by the generic setter. */
 _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
@@ -79,6 +80,8 @@ static int check_limit(const struct key *k, const char *value, const char *sourc
 		       struct cvm_error *err);
 static int check_proc_files(const struct key *k, const char *value, const char *source,
 			    struct cvm_error *err);
+static int check_syscalls(const struct key *k, const char *value, const char *source,
+			  struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -121,6 +124,8 @@ static const struct key keys[] = {
 	  "network mode" },
 	{ SEC_WORKSPACE, "seccomp", T_BOOL, CFG(seccomp), 0, "yes", NULL, NULL,
 	  "refuse the syscalls that reach the node (kexec, modules, the clock, ...)" },
+	{ SEC_WORKSPACE, "seccomp_deny", T_NAME_LIST, CFG(seccomp_deny), CFG(n_seccomp_deny), NULL,
+	  NULL, check_syscalls, "more syscalls to refuse with EPERM, by name" },
 
 	{ SEC_DEVICES, "fuse", T_BOOL, CFG(dev_fuse), 0, "no", NULL, NULL, "provide /dev/fuse" },
 	{ SEC_DEVICES, "tun", T_BOOL, CFG(dev_tun), 0, "no", NULL, NULL, "provide /dev/net/tun" },
@@ -655,6 +660,21 @@ static int check_proc_files(const struct key *k, const char *value, const char *
 			return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
 					     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
 					     "diskstats", source, w, k->name);
+	}
+	return 0;
+}
+
+static int check_syscalls(const struct key *k, const char *value, const char *source,
+			  struct cvm_error *err)
+{
+	char copy[1024], *save = NULL;
+
+	snprintf(copy, sizeof(copy), "%s", value);
+	for (char *w = strtok_r(copy, ", \t\n", &save); w; w = strtok_r(NULL, ", \t\n", &save)) {
+		if (strchr(w, '*') || !cvm_seccomp_known_syscall(w))
+			return cvm_error_set(err, 0, "%s: unknown syscall '%s' for %s: expected syscall "
+					     "names of this architecture, like ptrace, bpf, unshare",
+					     source, w, k->name);
 	}
 	return 0;
 }

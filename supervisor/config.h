@@ -60,7 +60,9 @@ struct cvm_config {
 	char **env_pass;                /* NAME or PREFIX*, NULL-terminated */
 	size_t n_env_pass;
 	char *network;                  /* "host" */
-	bool seccomp;                   /* the syscall profile (runtime/syscall_filter.c) */
+	bool seccomp;                   /* the syscall profile (runtime/seccomp.c) */
+	char **seccomp_deny;            /* more syscalls refused (EPERM), NULL-terminated */
+	size_t n_seccomp_deny;
 
 	/* [devices] */
 	bool dev_fuse;

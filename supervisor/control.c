@@ -251,7 +251,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	}
 	if (env && r.term[0])
 		cvm_env_set(&env, "TERM", r.term);
-	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, &cg_fd, &err) < 0)
+	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, ctx->join_net, &cg_fd, &err) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, err.msg);
 	if ((r.h.flags & CVM_CTL_TTY) && open_pty(&master, &slave, &r.h) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, "cannot open a pty in the workspace");
@@ -263,6 +263,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 		.pty_slave = slave,
 		.cgroup_procs_fd = cg_fd,
 		.seccomp = ctx->seccomp,
+		.seccomp_deny = ctx->seccomp_deny,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

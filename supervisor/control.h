@@ -49,7 +49,9 @@ struct cvm_control_ctx {
 	const char *user;       /* default user */
 	const char *workdir;    /* default workdir, or NULL */
 	const struct cvm_cgroup *cgroup;        /* for cvm status; NULL: none */
+	bool join_net;                          /* the workspace has its own network namespace */
 	bool seccomp;                           /* exec'd commands get the profile too */
+	char *const *seccomp_deny;              /* [workspace] seccomp_deny */
 };
 
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */

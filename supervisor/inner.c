@@ -15,7 +15,8 @@
 #include "pid1.h"
 #include "spawn.h"
 #include "runtime/cleanup.h"
-#include "runtime/syscall_filter.h"
+#include "runtime/caps.h"
+#include "runtime/seccomp.h"
 #include "runtime/syscalls.h"
 #include "runtime/user.h"
 
@@ -183,7 +184,7 @@ int cvm_inner_init(void *arg)
 	struct cvm_error err = { 0 };
 
 	/* Before anything of the image runs; inherited by all that follows. */
-	if (cvm_caps_bound(&err) < 0 || (in->config->seccomp && cvm_seccomp_apply(&err) < 0)) {
+	if (cvm_caps_bound(&err) < 0 || (in->config->seccomp && cvm_seccomp_apply(in->config->seccomp_deny, &err) < 0)) {
 		log_error("workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}

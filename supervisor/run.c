@@ -21,8 +21,10 @@
 #include "procserver.h"
 #include "resources.h"
 #include "inner.h"
+#include "runtime/caps.h"
 #include "runtime/cleanup.h"
 #include "runtime/idmap.h"
+#include "runtime/join.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
 
@@ -445,10 +447,16 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
 	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
-					w.has_cgroup ? &w.cg : NULL, c->seccomp };
+					w.has_cgroup ? &w.cg : NULL,
+					!cvm_join_shares_ns(w.ws.pid, "net"), c->seccomp,
+					c->seccomp_deny };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
 		log_warn("cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
+	/* Setup is over: what cvm does from here on (exec, stop, serve /proc)
+	 * needs next to no privilege in the outer container. */
+	if (cvm_caps_supervisor_drop(&err) < 0)
+		log_warn("%s; cvm keeps all its capabilities", err.msg);
 	status = cvm_pid1_run(&p);
 	cvm_pid1_close(&p);
 	if (ctl_fd >= 0) {

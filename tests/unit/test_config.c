@@ -620,6 +620,26 @@ START_TEST(test_env_bad_values)
 }
 END_TEST
 
+/* [workspace] seccomp_deny: syscall names this architecture has, no globs. */
+START_TEST(test_seccomp_deny)
+{
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "seccomp_deny", "ptrace, bpf",
+					 "cvm.ini:3", &err), 0);
+	ck_assert_uint_eq(cfg.n_seccomp_deny, 2);
+	ck_assert_str_eq(cfg.seccomp_deny[0], "ptrace");
+	ck_assert_str_eq(cfg.seccomp_deny[1], "bpf");
+	ck_assert_ptr_null(cfg.seccomp_deny[2]);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "seccomp_deny", "ptrace,nosuchcall",
+					 "cvm.ini:4", &err), -1);
+	assert_contains(err.msg, "cvm.ini:4: unknown syscall 'nosuchcall' for seccomp_deny");
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "seccomp_deny", "mount*",
+					 "--seccomp-deny", &err), -1);
+	assert_contains(err.msg, "unknown syscall 'mount*'");
+	/* a refused value leaves the earlier one */
+	ck_assert_uint_eq(cfg.n_seccomp_deny, 2);
+}
+END_TEST
+
 /* ---- validation ------------------------------------------------------- */
 
 START_TEST(test_validate)
@@ -790,6 +810,7 @@ static Suite *config_suite(void)
 	tcase_add_test(layers, test_env_keys);
 	tcase_add_test(layers, test_env_unknown_key);
 	tcase_add_test(layers, test_env_bad_values);
+	tcase_add_test(layers, test_seccomp_deny);
 	tcase_add_test(layers, test_example_parses);
 	tcase_add_test(layers, test_example_values);
 	suite_add_tcase(s, layers);

@@ -1,0 +1,29 @@
+/* Capabilities (libcap-ng): the workspace's bounding set, and what cvm
+ * itself keeps once the workspace runs. */
+#ifndef CVM_CAPS_H
+#define CVM_CAPS_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+struct cvm_cap_note {
+	int cap;
+	const char *name;
+	const char *why;
+};
+
+/* Drop from the bounding set (and so for good, for everything the caller
+ * execs) the capabilities that mean nothing or only danger even in a user
+ * namespace: modules, raw I/O, the clock, the kernel log, audit, MAC. */
+int cvm_caps_bound(struct cvm_error *err);
+
+/* After setup: keep only the short list below in every set, the bounding
+ * set included, so that nothing cvm runs later can regain the rest. */
+int cvm_caps_supervisor_drop(struct cvm_error *err);
+
+/* The two lists with their reasons (for `cvm check` and the docs). */
+const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n);
+const struct cvm_cap_note *cvm_caps_supervisor_kept(size_t *n);
+
+#endif
