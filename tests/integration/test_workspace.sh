@@ -142,6 +142,21 @@ t_seccomp_refuses_node_syscalls() {
 	grep -q "seccomp is off" err || { say "no warning when turned off"; return 1; }
 }
 
+# [workspace] seccomp_deny refuses more syscalls, in the workspace and in
+# cvm exec alike; without it the same call works (the control).
+t_seccomp_deny_from_config() {
+	N=$((N + 1))
+	local name=sd$N.$$ out
+	local WS_ENV=(env "CVM_WORKSPACE_SECCOMP_DENY=unshare, chroot")
+	ws_start "$name" "$PWD/state" -- sleep 1000 || return 1
+	out=$(ws_exec "$name" -- sh -c 'unshare -m true 2>&1; echo "unshare $?"; chroot / true 2>&1; echo "chroot $?"')
+	outer_signal "$name" TERM; outer_wait "$name" 20 > /dev/null
+	echo "$out" | grep -q "^unshare 1$" && echo "$out" | grep -q "^chroot 1$" &&
+		echo "$out" | grep -qi "Operation not permitted" || { say "$out"; return 1; }
+	ws_sh 'unshare -m true && echo unshare-ok' || return 1
+	has unshare-ok
+}
+
 # Root inside has every capability, in the workspace's user namespace only.
 t_capabilities_only_inside() {
 	ws_sh 'grep CapEff /proc/self/status; grep CapBnd /proc/self/status; hostname renamed && hostname

@@ -12,9 +12,11 @@ ROOTFS=$(outer_rootfs "$BUILD") || { echo "cannot build the rootfs fixture"; exi
 
 # ws_start NAME STATE [cvm run args] -- CMD...: a long-running workspace as
 # PID 1 of outer container NAME; returns once `cvm exec` can reach it.
+# WS_ENV=(env NAME=VALUE...) puts variables in cvm's environment.
 ws_start() {
 	local name=$1 state=$2; shift 2
-	outer_start "$name" -- "$CVM" run --rootfs "$ROOTFS" --state "$state" "$@" || return 1
+	outer_start "$name" -- ${WS_ENV[@]+"${WS_ENV[@]}"} \
+		"$CVM" run --rootfs "$ROOTFS" --state "$state" "$@" || return 1
 	for _ in $(seq 200); do
 		outer_exec "$name" test -S /run/cvm/control.sock 2>/dev/null && return 0
 		sleep 0.05
