@@ -212,6 +212,23 @@ static int mount_hidden_witnesses(int root_fd, struct cvm_error *err)
 	return 0;
 }
 
+/* /dev/null of the workspace, checked to be the null device before it is
+ * bound anywhere: a mask made from whatever sits at /dev/null would expose
+ * that instead (runc CVE-2025-31133). */
+static int open_null(int root_fd, struct cvm_error *err)
+{
+	struct stat st;
+	int fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+		close(fd);
+		return cvm_error_set(err, EPERM, "/dev/null of the workspace is not the null device");
+	}
+	return fd;
+}
+
 static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	char ptsgid[32];
@@ -232,7 +249,7 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	    mount_tmpfs(root_fd, "/dev/shm", "1777", "50%", s->id_base, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/dev/mqueue", "mqueue", NULL, NOSUID_NODEV_NOEXEC, err) < 0)
 		return -1;
-	null_fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
+	null_fd = open_null(root_fd, err);
 	if (null_fd < 0)
 		return -1;
 	/* /dev/console: the terminal cvm was started on, else /dev/null. */
@@ -242,7 +259,7 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 static int mask_paths(int root_fd, struct cvm_error *err)
 {
 	static const char *const opts[] = { "size=4k", "mode=0555", "ro", NULL };
-	cleanup_close int null_fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
+	cleanup_close int null_fd = open_null(root_fd, err);
 
 	if (null_fd < 0)
 		return -1;
