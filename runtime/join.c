@@ -175,6 +175,12 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	sys_close_range(3, ~0U, CVM_CLOSE_RANGE_CLOEXEC);
+	/* Test hook, read from cvm's own (outer) environment: hold the command
+	 * here, inside the workspace but not yet exec'd, so that the escape
+	 * suite can attack a cvm process in that state every time. */
+	const char *hold = getenv("CVM_DEBUG_JOIN_HOLD_MS");
+	if (hold)
+		usleep((useconds_t)atoi(hold) * 1000);
 	environ = env;
 	execvp(c->argv[0], c->argv);
 	int e = errno;
