@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "env.h"
 #include "exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
@@ -102,8 +103,30 @@ int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int
 		return cvm_error_set(err, 0, "%s", r.msg);
 	b->pid = r.pid;
 	b->out_fd = steal_fd(&out_r);
+	b->secret = cvm_env_get(envp, "CODER_AGENT_TOKEN");
+	if (b->secret && !b->secret[0])
+		b->secret = NULL;
 	fcntl(b->out_fd, F_SETFL, O_NONBLOCK);
 	return 0;
+}
+
+/* One line of output; the agent token is never logged, not even when the
+ * script prints it. */
+static void log_output(const struct cvm_bootstrap *b, const char *s, size_t len)
+{
+	char line[sizeof(b->buf) * 2];
+	size_t o = 0, n = b->secret ? strlen(b->secret) : 0;
+
+	for (size_t i = 0; i < len && o + 4 < sizeof(line);) {
+		if (n && i + n <= len && !memcmp(s + i, b->secret, n)) {
+			memcpy(line + o, "***", 3);
+			o += 3;
+			i += n;
+		} else
+			line[o++] = s[i++];
+	}
+	line[o] = '\0';
+	log_info("bootstrap", "%s", line);
 }
 
 static void log_lines(struct cvm_bootstrap *b, bool flush)
@@ -112,13 +135,13 @@ static void log_lines(struct cvm_bootstrap *b, bool flush)
 	size_t left = b->len;
 
 	while ((nl = memchr(start, '\n', left))) {
-		log_info("bootstrap", "%.*s", (int)(nl - start), start);
+		log_output(b, start, (size_t)(nl - start));
 		left -= (size_t)(nl + 1 - start);
 		start = nl + 1;
 	}
 	/* A line longer than the buffer is logged in pieces. */
 	if (left && (flush || left == sizeof(b->buf))) {
-		log_info("bootstrap", "%.*s", (int)left, start);
+		log_output(b, start, left);
 		left = 0;
 	}
 	memmove(b->buf, start, left);

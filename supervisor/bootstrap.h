@@ -18,6 +18,7 @@ struct cvm_bootstrap {
 	int out_fd;             /* its stdout and stderr, one pipe */
 	char buf[4096];         /* the line being read */
 	size_t len;
+	const char *secret;     /* the agent token: shown as *** if the script prints it */
 };
 
 /* Start the script inside the workspace whose init is @ws_pid (@ws_pidfd),

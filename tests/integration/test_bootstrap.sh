@@ -88,7 +88,7 @@ t_envbox_variables_end_to_end() {
 		--env CODER_INNER_WORK_DIR=/tmp --env CODER_INNER_ENVS='MYVAR_*, OTHER' \
 		--env MYVAR_A=1 --env OTHER=2 --env NOTPASSED=3 --env CODER_AGENT_TOKEN=tok-secret-4711 \
 		--env CODER_MOUNTS="$PWD/vol:/data:ro" --env CODER_ADD_FUSE=true --env CODER_CPUS=  \
-		--env CODER_BOOTSTRAP_SCRIPT='echo "boot $(id -u) token-length ${#CODER_AGENT_TOKEN}"
+		--env CODER_BOOTSTRAP_SCRIPT='echo "boot $(id -u) token-length ${#CODER_AGENT_TOKEN} token $CODER_AGENT_TOKEN."
 sleep 1000' \
 		-- "$CVM" run --log-level=debug -- sleep 1000 || return 1
 	wait_for "$LOG" 'workspace ready' || return 1
@@ -100,7 +100,7 @@ tok-secret-4711 1 2 unset
 data
 read-only
 fuse" || return 1
-	wait_for "$LOG" 'cvm\[bootstrap\] info: boot 65534 token-length 15' || return 1
+	wait_for "$LOG" 'cvm\[bootstrap\] info: boot 65534 token-length 15 token \*\*\*\.$' || return 1
 	stop || :
 	# Passed in, never logged: not at debug, not in any message.
 	! grep -q 'tok-secret-4711' "$LOG" || { say "the agent token is in the log:"; show_log; return 1; }
