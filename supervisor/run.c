@@ -83,7 +83,7 @@ static const struct run_flag run_flags[] = {
 	  "memory limit, like 4G; auto (default): the outer container's" },
 	{ "pids", 0, "N", "resources", "pids", NULL, "most processes inside (default: no limit)" },
 	{ "bootstrap", 0, "SCRIPT", "bootstrap", "script", NULL,
-	  "shell script run inside as --user once the workspace is up; stopped first" },
+	  "sh script run inside as --user once it is up (a Coder agent)" },
 	{ "no-seccomp", 0, NULL, "workspace", "seccomp", "no",
 	  "turn the syscall profile off (debugging only)" },
 	{ "control-socket", 0, "PATH", "supervisor", "control_socket", NULL,
@@ -137,7 +137,8 @@ static void run_usage(FILE *out)
 	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
-	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n",
+	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n"
+	      "  cvm run -r /img -s /data -u coder --bootstrap 'exec /opt/agent'\n",
 	      out);
 }
 
