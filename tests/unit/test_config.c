@@ -50,6 +50,15 @@ static int load_ini(const char *text)
 	return cvm_config_load_file(&cfg, ini_path, true, &err);
 }
 
+static void assert_mount(size_t i, const char *name, const char *source, const char *target,
+			 bool readonly)
+{
+	ck_assert_str_eq(cfg.mounts[i].name, name);
+	ck_assert_str_eq(cfg.mounts[i].source, source);
+	ck_assert_str_eq(cfg.mounts[i].target, target);
+	ck_assert_int_eq(cfg.mounts[i].readonly, readonly);
+}
+
 /* ---- value parsers ---------------------------------------------------- */
 
 static const struct { const char *in; uint64_t out; } good_sizes[] = {
@@ -540,14 +549,8 @@ START_TEST(test_mounts)
 	ck_assert_int_eq(cvm_config_set(&cfg, "mount \"cache\"", "target", "/cache", "--mount",
 					&err), 0);
 	ck_assert_uint_eq(cfg.n_mounts, 3);
-	ck_assert_str_eq(cfg.mounts[0].name, "data");
-	ck_assert_str_eq(cfg.mounts[0].source, "/srv/data");
-	ck_assert_str_eq(cfg.mounts[0].target, "/data");
-	ck_assert(cfg.mounts[0].readonly);
-	ck_assert_str_eq(cfg.mounts[1].name, "logs");
-	ck_assert_str_eq(cfg.mounts[1].source, "/var/log/ws");
-	ck_assert_str_eq(cfg.mounts[1].target, "/logs");
-	ck_assert(!cfg.mounts[1].readonly);
+	assert_mount(0, "data", "/srv/data", "/data", true);
+	assert_mount(1, "logs", "/var/log/ws", "/logs", false);
 	ck_assert_str_eq(cfg.mounts[2].name, "cache");
 	ck_assert_str_eq(cfg.mounts[2].target, "/cache");
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
@@ -668,13 +671,8 @@ START_TEST(test_envbox_aliases)
 	ck_assert(has_entry(cfg.env_pass, "MY_ENV"));
 	ck_assert(has_entry(cfg.env_pass, "OTHER"));
 	ck_assert_uint_eq(cfg.n_mounts, 2);
-	ck_assert_str_eq(cfg.mounts[0].name, "coder-1");
-	ck_assert_str_eq(cfg.mounts[0].source, "/home/coder");
-	ck_assert_str_eq(cfg.mounts[0].target, "/home/coder");
-	ck_assert(!cfg.mounts[0].readonly);
-	ck_assert_str_eq(cfg.mounts[1].name, "coder-2");
-	ck_assert_str_eq(cfg.mounts[1].source, "/var/run/secret");
-	ck_assert(cfg.mounts[1].readonly);
+	assert_mount(0, "coder-1", "/home/coder", "/home/coder", false);
+	assert_mount(1, "coder-2", "/var/run/secret", "/var/run/secret", true);
 	ck_assert(cfg.dev_fuse && cfg.dev_tun);
 	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_NO);
 	ck_assert_str_eq(cfg.gpu_host_lib_dir, "/var/coder/usr/lib");
