@@ -32,14 +32,44 @@ static size_t format_time(char *buf, size_t len)
 	return n + (size_t)snprintf(buf + n, len - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
-/* JSON string escaping for the message: quotes, backslashes, control chars. */
+/* Length of the well-formed UTF-8 sequence at @s (1 to 4), 0 if it is not
+ * one (a stray byte, an overlong or surrogate form, a cut sequence). */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+/* JSON string escaping: quotes, backslashes, control chars; bytes that are
+ * not UTF-8 (a bootstrap script may print anything) become U+FFFD, so that
+ * every line stays valid JSON. */
 static size_t json_escape(char *out, size_t len, const char *in)
 {
 	size_t o = 0;
 
 	for (; *in && o + 7 < len; in++) {
 		unsigned char ch = (unsigned char)*in;
-		if (ch == '"' || ch == '\\') {
+		if (ch >= 0x80) {
+			size_t n = utf8_len((const unsigned char *)in);
+			if (n == 0) {
+				o += (size_t)snprintf(out + o, len - o, "\\ufffd");
+			} else if (o + n + 7 < len) {
+				memcpy(out + o, in, n);
+				o += n;
+				in += n - 1;
+			} else {
+				break;
+			}
+		} else if (ch == '"' || ch == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)ch;
 		} else if (ch == '\n') {

@@ -117,13 +117,14 @@ t_envbox_bad_value_is_an_error() {
 }
 
 t_json_log_lines_and_the_ready_line() {
-	start --log-format=json --log-level=debug --bootstrap 'echo "hello \"json\""' || return 1
+	start --log-format=json --log-level=debug \
+		--bootstrap 'printf "caf\303\251 \377\tx\n"; echo "hello \"json\""' || return 1
 	wait_for "$LOG" '"hello \\"json\\""' || return 1
 	stop; rc=$?
 	expect_eq "exit" "$rc" 143 || return 1
 	python3 - "$LOG" <<'EOF' || { show_log; return 1; }
 import json, sys
-lines = open(sys.argv[1]).read().splitlines()
+lines = open(sys.argv[1], encoding="utf-8", errors="strict").read().splitlines()
 assert lines, "no log lines"
 ready = boot = 0
 for line in lines:
@@ -136,8 +137,12 @@ for line in lines:
         assert 0 <= o["fields"]["startup_ms"] < 60000 and o["fields"]["rootfs"], o
     if o["component"] == "bootstrap" and o["message"] == 'hello "json"':
         boot += 1
+    if o["component"] == "bootstrap" and o["message"].startswith("caf"):
+        # UTF-8 kept, a stray byte replaced, a tab escaped: still one JSON line
+        assert o["message"] == "caf\u00e9 \ufffd\tx", repr(o["message"])
+        boot += 1
 assert ready == 1, "%d ready lines" % ready
-assert boot == 1, "bootstrap output not logged as its own component"
+assert boot == 2, "bootstrap output not logged as its own component"
 EOF
 }
 
