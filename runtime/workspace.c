@@ -118,7 +118,6 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	char go;
 	if (mnt_fd < 0 || read(sock, &go, 1) != 1)
 		_exit(125);     /* setup failed; the parent says why */
-	close(sock);
 	if (setns(mnt_fd, CLONE_NEWNS) < 0)
 		ws_die("enter the workspace's mount namespace");
 	close(mnt_fd);
@@ -129,6 +128,11 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 
 	if (chdir("/") < 0)
 		ws_die("chdir /");
+	/* Now whoever joins us (cvm exec, the bootstrap) finds the workspace's
+	 * root, not the clone's copy of the outer mount namespace. */
+	if (write(sock, "R", 1) != 1)
+		ws_die("report ready");
+	close(sock);
 	/* Nothing of the outer cvm (epoll, signalfd, sockets) goes inside. */
 	sys_close_range(3, ~0U, 0);
 	_exit(init(arg));
@@ -567,6 +571,12 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		close(pidfd);
 		return cvm_error_set(err, errno, "start the workspace");
 	}
+	/* Return only once C is in its mount namespace: a join before that
+	 * would land in the outer filesystem. No answer: C died, which the
+	 * caller sees as its exit (125). */
+	char ready;
+	if (read(sp[0], &ready, 1) < 0)
+		ready = 0;
 	close(sp[0]);
 	out->pidfd = pidfd;
 	out->pid = steal_pid(&pid);

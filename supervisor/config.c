@@ -23,6 +23,7 @@
 _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_gpu_mode) == sizeof(int), "enum size");
 
 enum key_type {
 	T_STRING,       /* any non-empty text */
@@ -38,7 +39,7 @@ enum key_type {
 
 /* SEC_MOUNT stays last: the named-section lookup stops at it. */
 enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_PROC,
-		  SEC_MOUNT };
+		  SEC_GPU, SEC_BOOTSTRAP, SEC_MOUNT };
 
 struct key;
 typedef int (*key_check)(const struct key *k, const char *value, const char *source,
@@ -54,6 +55,8 @@ struct key {
 	const char *const *choices;     /* T_ENUM: names, NULL-terminated */
 	key_check check;                /* extra constraint on the text */
 	const char *doc;
+	bool ini_lines;                 /* T_STRING: consecutive lines of one INI file join with
+					   newlines (a script), instead of the last one winning */
 };
 
 static const char *const section_names[] = {
@@ -62,12 +65,15 @@ static const char *const section_names[] = {
 	[SEC_DEVICES] = "devices",
 	[SEC_RESOURCES] = "resources",
 	[SEC_PROC] = "proc",
+	[SEC_GPU] = "gpu",
+	[SEC_BOOTSTRAP] = "bootstrap",
 	[SEC_MOUNT] = "mount",
 };
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const signal_target_names[] = { "child", "group", "all", NULL };
+static const char *const gpu_mode_names[] = { "auto", "yes", "no", NULL };
 
 /* Lists start out pointing here so that consumers can always walk them. */
 static char *empty_list[] = { NULL };
@@ -150,6 +156,16 @@ static const struct key keys[] = {
 	  "list from the workspace's cgroup" },
 	{ SEC_PROC, "files", T_NAME_LIST, CFG(proc_files), CFG(n_proc_files), NULL, NULL,
 	  check_proc_files, "which of them (unset: all)" },
+
+	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_mode_names, NULL,
+	  "pass the outer container's NVIDIA GPUs in: auto (when there are some), yes, no" },
+	{ SEC_GPU, "host_lib_dir", T_PATH, CFG(gpu_host_lib_dir), 0, NULL, NULL, NULL,
+	  "where the node's /usr/lib is mounted in the outer container (driver libraries)" },
+	{ SEC_GPU, "inner_lib_dir", T_PATH, CFG(gpu_inner_lib_dir), 0, NULL, NULL, NULL,
+	  "where the driver libraries go inside; unset: the image's lib dir" },
+
+	{ SEC_BOOTSTRAP, "script", T_STRING, CFG(bootstrap_script), 0, NULL, NULL, NULL,
+	  "shell script run inside as the user once the workspace is up", true },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -733,22 +749,16 @@ static void free_section(void *base, enum section_id sec)
 void cvm_config_init(struct cvm_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	init_section(c, SEC_SUPERVISOR);
-	init_section(c, SEC_WORKSPACE);
-	init_section(c, SEC_DEVICES);
-	init_section(c, SEC_RESOURCES);
-	init_section(c, SEC_PROC);
+	for (int sec = SEC_SUPERVISOR; sec < SEC_MOUNT; sec++)
+		init_section(c, (enum section_id)sec);
 }
 
 void cvm_config_free(struct cvm_config *c)
 {
 	if (!c)
 		return;
-	free_section(c, SEC_SUPERVISOR);
-	free_section(c, SEC_WORKSPACE);
-	free_section(c, SEC_DEVICES);
-	free_section(c, SEC_RESOURCES);
-	free_section(c, SEC_PROC);
+	for (int sec = SEC_SUPERVISOR; sec < SEC_MOUNT; sec++)
+		free_section(c, (enum section_id)sec);
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		free_section(&c->mounts[i], SEC_MOUNT);
 		free(c->mounts[i].name);
@@ -821,7 +831,8 @@ static struct cvm_mount *find_or_add_mount(struct cvm_config *c, const char *nam
 static int unknown_section(const char *section, const char *key, const char *source,
 			   struct cvm_error *err)
 {
-	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc] or [mount \"NAME\"]";
+	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc], "
+				    "[gpu], [bootstrap] or [mount \"NAME\"]";
 
 	if (section[0] == '\0')
 		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",
@@ -925,7 +936,18 @@ struct ini_ctx {
 	struct cvm_error *err;
 	int line;               /* line the reader returned last */
 	int err_line;           /* line of the first handler error, 0: none */
+	const struct key *lines_key;    /* an ini_lines key set by the line before */
 };
+
+/* The key @section/@name of one of the plain (non-mount) sections, if any. */
+static const struct key *plain_key(const char *section, const char *name)
+{
+	for (int i = SEC_SUPERVISOR; i < SEC_MOUNT; i++) {
+		if (strcmp(section, section_names[i]) == 0)
+			return find_key((enum section_id)i, name);
+	}
+	return NULL;
+}
 
 /* inih splits a line longer than its buffer into pieces and parses each as
  * a line of its own, so a long value would be cut silently: refuse instead. */
@@ -966,13 +988,25 @@ static int ini_handle(void *user, const char *section, const char *name, const c
 	struct ini_ctx *ctx = user;
 	char source[PATH_MAX + 32];
 
+	const struct key *k = plain_key(section, name);
+	cleanup_free char *joined = NULL;
+
 	if (ctx->err_line)
 		return 0;
 	snprintf(source, sizeof(source), "%s:%d", ctx->path, ctx->line);
-	if (cvm_config_set(ctx->c, section, name, value, source, ctx->err) < 0) {
+	/* inih hands over a continuation line (or the key repeated) as a
+	 * value of its own: for a script, these are its next lines. */
+	if (k && k->ini_lines && ctx->lines_key == k && value[0] &&
+	    asprintf(&joined, "%s\n%s", *(char **)field_of(ctx->c, k), value) < 0) {
+		ctx->err_line = ctx->line;
+		cvm_error_set(ctx->err, ENOMEM, "%s: %s", source, name);
+		return 0;
+	}
+	if (cvm_config_set(ctx->c, section, name, joined ? joined : value, source, ctx->err) < 0) {
 		ctx->err_line = ctx->line;
 		return 0;
 	}
+	ctx->lines_key = k && k->ini_lines && value[0] ? k : NULL;
 	return 1;
 }
 
@@ -1045,12 +1079,151 @@ static int load_env_entry(struct cvm_config *c, const char *entry, struct cvm_er
 	return 0;
 }
 
+/* envbox's variables (github.com/coder/envbox), as aliases of cvm's keys so
+ * that a pod spec or Coder template written for envbox runs under cvm. */
+enum alias_kind {
+	A_KEY,          /* the value as it is, for section/key */
+	A_IMAGE,        /* rootfs; a registry reference gets an explanation */
+	A_BOOL_ENUM,    /* envbox's true/false for an auto/yes/no key */
+	A_MOUNTS,       /* src:dst[:ro],... as [mount "coder-N"] sections */
+	A_PASS_SELF,    /* pass this variable in; its value never enters the config */
+};
+
+struct env_alias {
+	const char *var;
+	enum alias_kind kind;
+	const char *section, *key;
+};
+
+static const struct env_alias env_aliases[] = {
+	{ "CODER_INNER_IMAGE", A_IMAGE, "workspace", "rootfs" },
+	{ "CODER_INNER_USERNAME", A_KEY, "workspace", "user" },
+	{ "CODER_INNER_HOSTNAME", A_KEY, "workspace", "hostname" },
+	{ "CODER_INNER_ENVS", A_KEY, "workspace", "env_pass" },
+	{ "CODER_INNER_WORK_DIR", A_KEY, "workspace", "workdir" },
+	{ "CODER_AGENT_TOKEN", A_PASS_SELF, "workspace", "env_pass" },
+	{ "CODER_MOUNTS", A_MOUNTS, NULL, NULL },
+	{ "CODER_ADD_FUSE", A_KEY, "devices", "fuse" },
+	{ "CODER_ADD_TUN", A_KEY, "devices", "tun" },
+	{ "CODER_ADD_GPU", A_BOOL_ENUM, "gpu", "enable" },
+	{ "CODER_USR_LIB_DIR", A_KEY, "gpu", "host_lib_dir" },
+	{ "CODER_INNER_USR_LIB_DIR", A_KEY, "gpu", "inner_lib_dir" },
+	{ "CODER_CPUS", A_KEY, "resources", "cpus" },
+	{ "CODER_MEMORY", A_KEY, "resources", "memory" },
+	{ "CODER_BOOTSTRAP_SCRIPT", A_KEY, "bootstrap", "script" },
+};
+
+#define MAX_ALIAS_MOUNTS 64
+
+static int alias_mounts(struct cvm_config *c, const char *var, const char *value,
+			struct cvm_error *err)
+{
+	const char *p = value, *t;
+	size_t len, n = 0;
+
+	while ((t = next_token(&p, ",", &len))) {
+		char name[16], spec[8192];
+
+		if (len >= sizeof(spec) || ++n > MAX_ALIAS_MOUNTS)
+			return cvm_error_set(err, 0, "%s: too many or too long mounts", var);
+		memcpy(spec, t, len);
+		spec[len] = '\0';
+		snprintf(name, sizeof(name), "coder-%zu", n);
+		if (cvm_config_add_volume(c, name, spec, var, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int apply_alias(struct cvm_config *c, const struct env_alias *a, const char *value,
+		       struct cvm_error *err)
+{
+	bool on;
+
+	switch (a->kind) {
+	case A_KEY:
+		break;
+	case A_IMAGE:
+		if (value[0] != '/')
+			return cvm_error_set(err, 0, "%s: '%s' is not a directory: cvm runs an unpacked "
+					     "image (an absolute path like /var/lib/cvm/images/ubuntu) "
+					     "and pulls nothing from a registry; unpack the image into "
+					     "a directory first and name that", a->var, value);
+		break;
+	case A_BOOL_ENUM:
+		if (cvm_parse_bool(value, &on) < 0)
+			return cvm_error_set(err, 0, "%s: bad value '%s': expected true or false",
+					     a->var, value);
+		value = on ? "yes" : "no";
+		break;
+	case A_MOUNTS:
+		return alias_mounts(c, a->var, value, err);
+	case A_PASS_SELF:
+		value = a->var;
+		break;
+	}
+	return cvm_config_set(c, a->section, a->key, value, a->var, err);
+}
+
+/* An empty CODER_* variable means unset, as it does for envbox (templates
+ * often pass "" for what they do not use). */
+static int load_env_alias(struct cvm_config *c, const char *entry, struct cvm_error *err)
+{
+	const char *eq = strchr(entry, '=');
+
+	if (!eq || eq[1] == '\0' || strncmp(entry, "CODER_", 6) != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(env_aliases) / sizeof(env_aliases[0]); i++) {
+		const struct env_alias *a = &env_aliases[i];
+
+		if (strlen(a->var) == (size_t)(eq - entry) && !strncmp(entry, a->var, eq - entry))
+			return apply_alias(c, a, eq + 1, err);
+	}
+	return 0;
+}
+
 int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err)
 {
+	/* Aliases first: CVM_X is cvm's own name and wins over CODER_X. */
+	for (size_t i = 0; envp && envp[i]; i++) {
+		if (load_env_alias(c, envp[i], err) < 0)
+			return -1;
+	}
 	for (size_t i = 0; envp && envp[i]; i++) {
 		if (load_env_entry(c, envp[i], err) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* ---- volumes ---------------------------------------------------------- */
+
+int cvm_config_add_volume(struct cvm_config *c, const char *name, const char *spec,
+			  const char *source, struct cvm_error *err)
+{
+	char buf[8192], section[MOUNT_NAME_MAX + 8];
+	char *src = buf, *dst, *mode;
+
+	if (strlen(spec) >= sizeof(buf))
+		return cvm_error_set(err, 0, "%s: volume too long", source);
+	strcpy(buf, spec);
+	dst = strchr(src, ':');
+	if (!dst)
+		return cvm_error_set(err, 0, "%s: bad volume '%s': expected SRC:DST or SRC:DST:ro",
+				     source, spec);
+	*dst++ = '\0';
+	mode = strchr(dst, ':');
+	if (mode)
+		*mode++ = '\0';
+	if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
+		return cvm_error_set(err, 0, "%s: bad volume '%s': the mode is ro or rw, not '%s'",
+				     source, spec, mode);
+	snprintf(section, sizeof(section), "mount %s", name);
+	if (cvm_config_set(c, section, "source", src, source, err) < 0 ||
+	    cvm_config_set(c, section, "target", dst, source, err) < 0 ||
+	    cvm_config_set(c, section, "readonly", mode && !strcmp(mode, "ro") ? "yes" : "no",
+			   source, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -1091,6 +1264,9 @@ static int validate_rootfs(const struct cvm_config *c, struct cvm_error *err)
 				     "state holds changes to");
 	if (c->rootfs && strcmp(c->rootfs, c->state) == 0)
 		return cvm_error_set(err, 0, "state: must be a different directory than rootfs");
+	if (c->bootstrap_script && !c->rootfs)
+		return cvm_error_set(err, 0, "bootstrap script: runs inside a workspace; set rootfs "
+				     "too (--rootfs, CODER_INNER_IMAGE)");
 	return 0;
 }
 

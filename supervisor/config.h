@@ -21,6 +21,8 @@
 	"loadavg", "diskstats"
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
+/* [gpu] enable: auto = pass GPUs through when the outer container has some. */
+enum cvm_gpu_mode { CVM_GPU_AUTO = 0, CVM_GPU_YES, CVM_GPU_NO };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
 
 /* Who gets the signals cvm forwards. */
@@ -82,6 +84,14 @@ struct cvm_config {
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
 
+	/* [gpu]: read and validated; passthrough itself comes with gpu/ */
+	enum cvm_gpu_mode gpu_enable;
+	char *gpu_host_lib_dir;         /* where the node's /usr/lib is mounted in the outer container */
+	char *gpu_inner_lib_dir;        /* where driver libraries go inside; NULL: from the image */
+
+	/* [bootstrap] */
+	char *bootstrap_script;         /* shell script run inside once the workspace is up */
+
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;
 	size_t n_mounts;
@@ -104,8 +114,15 @@ int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
 int cvm_config_load_file(struct cvm_config *c, const char *path, bool must_exist,
 			 struct cvm_error *err);
 
-/* Apply CVM_<SECTION>_<KEY>=value entries from @envp (NULL-terminated). */
+/* Apply the environment @envp (NULL-terminated): envbox's CODER_* names
+ * first (see the alias table in config.c), then CVM_<SECTION>_<KEY>=value,
+ * so that cvm's own name wins when both are set, whatever their order. */
 int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err);
+
+/* SRC:DST[:ro|:rw] as the mount section [mount "@name"] (--volume,
+ * CODER_MOUNTS); @source prefixes every error. */
+int cvm_config_add_volume(struct cvm_config *c, const char *name, const char *spec,
+			  const char *source, struct cvm_error *err);
 
 /* Cross-field checks, after every layer is applied. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);

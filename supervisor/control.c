@@ -295,9 +295,9 @@ void cvm_control_on_ready(struct cvm_pid1 *p, int fd, uint32_t events, void *dat
 		if (pid == 0)
 			handle(conn, data);
 		if (pid < 0)
-			log_warn("cvm exec: fork: %s", strerror(errno));
+			log_warn("control", "cvm exec: fork: %s", strerror(errno));
 		close(conn);
 	}
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		log_warn("control socket: accept: %s", strerror(errno));
+		log_warn("control", "control socket: accept: %s", strerror(errno));
 }

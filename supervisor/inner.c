@@ -92,12 +92,12 @@ __attribute__((noreturn)) static void become_user_and_exec(struct cvm_inner *in)
 	const char *dir = c->workdir;
 
 	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0) {
-		log_error("user %s: %s", c->user, err.msg);
+		log_error("init", "user %s: %s", c->user, err.msg);
 		_exit(CVM_EXIT_SETUP_FAILED);
 	}
 	if (setgroups(u.n_groups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
 	    setresuid(u.uid, u.uid, u.uid) < 0) {
-		log_error("become user %s: %s", c->user, strerror(errno));
+		log_error("init", "become user %s: %s", c->user, strerror(errno));
 		_exit(CVM_EXIT_SETUP_FAILED);
 	}
 	if (!cvm_env_get(in->envp, "HOME"))
@@ -107,7 +107,7 @@ __attribute__((noreturn)) static void become_user_and_exec(struct cvm_inner *in)
 	if (!dir)
 		dir = access(u.home, X_OK) == 0 ? u.home : "/";
 	if (chdir(dir) < 0) {
-		log_error("workdir %s: %s", dir, strerror(errno));
+		log_error("init", "workdir %s: %s", dir, strerror(errno));
 		_exit(CVM_EXIT_SETUP_FAILED);
 	}
 	environ = in->envp;
@@ -157,13 +157,13 @@ static int minimal_init(struct cvm_inner *in)
 	if (!in->argv || !in->argv[0])
 		in->argv = sh;
 	if (cvm_pid1_init(&p, in->config->stop_timeout_ms, in->config->signal_target, &err) < 0) {
-		log_error("inner init: %s", err.msg);
+		log_error("init", "%s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}
 	group = getpgrp();
 	pid = fork();
 	if (pid < 0) {
-		log_error("inner init: fork: %s", strerror(errno));
+		log_error("init", "fork: %s", strerror(errno));
 		return CVM_EXIT_SETUP_FAILED;
 	}
 	if (pid == 0) {
@@ -172,7 +172,7 @@ static int minimal_init(struct cvm_inner *in)
 	}
 	setpgid(pid, pid);
 	if (cvm_pid1_set_main(&p, pid, &err) < 0)
-		log_warn("inner init: %s", err.msg);
+		log_warn("init", "%s", err.msg);
 	return cvm_pid1_run(&p);
 }
 
@@ -184,8 +184,9 @@ int cvm_inner_init(void *arg)
 	struct cvm_error err = { 0 };
 
 	/* Before anything of the image runs; inherited by all that follows. */
-	if (cvm_caps_bound(&err) < 0 || (in->config->seccomp && cvm_seccomp_apply(in->config->seccomp_deny, &err) < 0)) {
-		log_error("workspace: %s", err.msg);
+	if (cvm_caps_bound(&err) < 0 ||
+	    (in->config->seccomp && cvm_seccomp_apply(in->config->seccomp_deny, &err) < 0)) {
+		log_error("init", "workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}
 

@@ -37,8 +37,9 @@ static void usage(FILE *out)
 	      "  cvm --stop-timeout 30s -- myapp      same as 'cvm run ...'\n"
 	      "  cvm run --config ./cvm.ini           everything from a config file\n"
 	      "\n"
-	      "Config: " CVM_DEFAULT_CONFIG_PATH " (INI), CVM_<SECTION>_<KEY> variables,\n"
-	      "then flags; see examples/cvm.ini for every key.\n", out);
+	      "Config: " CVM_DEFAULT_CONFIG_PATH " (INI), envbox's CODER_* variables,\n"
+	      "CVM_<SECTION>_<KEY> variables, then flags; see examples/cvm.ini for\n"
+	      "every key.\n", out);
 }
 
 int main(int argc, char *argv[])

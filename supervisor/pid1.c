@@ -47,7 +47,7 @@ int cvm_pid1_init(struct cvm_pid1 *p, uint64_t stop_timeout_ms,
 
 	memset(p, 0, sizeof(*p));
 	p->epfd = p->sigfd = p->timerfd = p->main_pidfd = -1;
-	p->main_pid = -1;
+	p->main_pid = p->first_pid = -1;
 	p->stop_timeout_ms = stop_timeout_ms;
 	p->signal_target = target;
 	p->signal_all = cvm_signal_descendants;
@@ -248,6 +248,27 @@ static void arm_timer(struct cvm_pid1 *p, uint64_t first_ms, uint64_t interval_m
 	timerfd_settime(p->timerfd, 0, &its, NULL);
 }
 
+static void stop_all(struct cvm_pid1 *p)
+{
+	int n = p->signal_all(SIGTERM, p->signal_all_data);
+	/* A stopped process would sit on its SIGTERM until the grace is over. */
+	p->signal_all(SIGCONT, p->signal_all_data);
+	if (n > 0)
+		log_debug("supervisor", "stopping: sent SIGTERM to the workspace, grace period %llu ms",
+			  (unsigned long long)p->stop_timeout_ms);
+	arm_timer(p, p->stop_timeout_ms, 0);
+}
+
+/* The first process's group, SIGCONT after the signal: a stopped process
+ * would sit on its SIGTERM. */
+static void signal_first(struct cvm_pid1 *p, int sig)
+{
+	if (kill(-p->first_pid, sig) < 0)
+		kill(p->first_pid, sig);
+	if (sig != SIGKILL)
+		kill(-p->first_pid, SIGCONT);
+}
+
 void cvm_pid1_request_stop(struct cvm_pid1 *p, int sig)
 {
 	if (p->stopping)
@@ -255,13 +276,29 @@ void cvm_pid1_request_stop(struct cvm_pid1 *p, int sig)
 	p->stopping = true;
 	if (sig && !p->exit_signal)
 		p->exit_signal = sig;
-	int n = p->signal_all(SIGTERM, p->signal_all_data);
-	/* A stopped process would sit on its SIGTERM until the grace is over. */
-	p->signal_all(SIGCONT, p->signal_all_data);
-	if (n > 0)
-		log_debug("stopping: sent SIGTERM to the workspace, grace period %llu ms",
-			  (unsigned long long)p->stop_timeout_ms);
-	arm_timer(p, p->stop_timeout_ms, 0);
+	/* Once the main child is gone, so is the workspace it would have run in. */
+	if (p->first_pid > 0 && !p->main_exited) {
+		p->first_stopping = true;
+		signal_first(p, SIGTERM);
+		log_info(p->first_name, "stopping: sent SIGTERM to pid %d, the workspace stops after "
+			 "it ends or in %llu ms", (int)p->first_pid,
+			 (unsigned long long)p->stop_timeout_ms);
+		arm_timer(p, p->stop_timeout_ms, 0);
+		return;
+	}
+	stop_all(p);
+}
+
+static void first_ended(struct cvm_pid1 *p, int status)
+{
+	log_info(p->first_name, "pid %d ended (%s %d)", (int)p->first_pid,
+		 WIFSIGNALED(status) ? "signal" : "exit status",
+		 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	p->first_pid = -1;
+	if (p->first_stopping) {
+		p->first_stopping = false;
+		stop_all(p);
+	}
 }
 
 static void grace_over(struct cvm_pid1 *p)
@@ -270,9 +307,18 @@ static void grace_over(struct cvm_pid1 *p)
 
 	if (read(p->timerfd, &ticks, sizeof(ticks)) < 0)
 		return;
+	if (p->first_stopping) {
+		log_warn(p->first_name, "pid %d did not end within the grace period of %llu ms: "
+			 "killed it; stopping the workspace", (int)p->first_pid,
+			 (unsigned long long)p->stop_timeout_ms);
+		signal_first(p, SIGKILL);
+		p->first_stopping = false;
+		stop_all(p);
+		return;
+	}
 	if (!p->killing) {
 		p->killing = true;
-		log_warn("grace period of %llu ms is over: killing what is left",
+		log_warn("supervisor", "grace period of %llu ms is over: killing what is left",
 			 (unsigned long long)p->stop_timeout_ms);
 		/* Keep killing every 100 ms: a fork racing the first SIGKILL survives it. */
 		arm_timer(p, 100, 100);
@@ -292,7 +338,7 @@ static void forward_signal(struct cvm_pid1 *p, int sig)
 	}
 	target = p->signal_target == CVM_SIGNAL_GROUP ? -p->main_pid : p->main_pid;
 	if (kill(target, sig) < 0 && errno != ESRCH)
-		log_warn("forward signal %d to %d: %s", sig, (int)target, strerror(errno));
+		log_warn("supervisor", "forward signal %d to %d: %s", sig, (int)target, strerror(errno));
 }
 
 static void handle_signals(struct cvm_pid1 *p)
@@ -304,7 +350,7 @@ static void handle_signals(struct cvm_pid1 *p)
 
 		if (sig == SIGCHLD || is_sync_signal(sig))
 			continue;   /* the drain after every wake-up handles children */
-		log_debug("received signal %d from pid %u", sig, si.ssi_pid);
+		log_debug("supervisor", "received signal %d from pid %u", sig, si.ssi_pid);
 		/* The stop sequence SIGTERMs every process, the main child
 		 * included: forwarding the first SIGTERM as well would deliver
 		 * it twice. */
@@ -329,8 +375,10 @@ static bool reap_all(struct cvm_pid1 *p)
 			if (pid == p->main_pid && !p->main_exited) {
 				p->main_exited = true;
 				p->main_status = status;
-				log_debug("main process %d exited, status %d", (int)pid,
+				log_debug("supervisor", "main process %d exited, status %d", (int)pid,
 					  cvm_exit_status(status));
+			} else if (pid == p->first_pid) {
+				first_ended(p, status);
 			} else if (p->on_reap) {
 				p->on_reap(p, pid, status, p->on_reap_data);
 			}
@@ -378,7 +426,7 @@ int cvm_pid1_run(struct cvm_pid1 *p)
 		int n = epoll_wait(p->epfd, evs, 8, -1);
 		if (n < 0) {
 			if (errno != EINTR)
-				log_error("epoll_wait: %s", strerror(errno));
+				log_error("supervisor", "epoll_wait: %s", strerror(errno));
 			continue;
 		}
 		for (int i = 0; i < n; i++)

@@ -41,6 +41,14 @@ struct cvm_pid1 {
 	bool main_exited;
 	int main_status;               /* wait status of the main child */
 
+	/* A process stopped before all others (cvm run's bootstrap, the way the
+	 * Coder agent starts): on stop its process group gets SIGTERM and up to
+	 * the grace period while everything else keeps running, then the usual
+	 * stop. It must be our child (or adopted by us). -1: none. */
+	pid_t first_pid;
+	const char *first_name;        /* its log component */
+	bool first_stopping;           /* its grace is running */
+
 	bool stopping;                 /* SIGTERM sent to everyone, grace running */
 	bool killing;                  /* grace over: SIGKILL until none is left */
 	int exit_signal;               /* signal that made cvm stop, 0 if none */

@@ -29,7 +29,7 @@ static pid_t spawn(struct cvm_procserver *s)
 	s->pf.fuse_fd = 3;
 	sys_close_range(4, ~0U, 0);
 	if (cvm_procfs_serve(&s->pf, &err) < 0) {
-		log_error("%s", err.msg);
+		log_error("procfs", "%s", err.msg);
 		_exit(1);
 	}
 	_exit(0);
@@ -73,9 +73,9 @@ static void on_reap(struct cvm_pid1 *p, pid_t pid, int wstatus, void *data)
 	s->restarts++;
 	s->pid = spawn(s);
 	if (s->pid < 0)
-		log_error("/proc server %s and cannot be restarted: %s", how, strerror(errno));
+		log_error("procfs", "/proc server %s and cannot be restarted: %s", how, strerror(errno));
 	else
-		log_warn("/proc server %s; restarted it on the same connection (restart %u)", how,
+		log_warn("procfs", "/proc server %s; restarted it on the same connection (restart %u)", how,
 			 s->restarts);
 }
 

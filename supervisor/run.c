@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "bootstrap.h"
 #include "cli.h"
 #include "config.h"
 #include "exitcode.h"
@@ -82,6 +84,8 @@ static const struct run_flag run_flags[] = {
 	{ "memory", 'm', "SIZE", "resources", "memory", NULL,
 	  "memory limit, like 4G; auto (default): the outer container's" },
 	{ "pids", 0, "N", "resources", "pids", NULL, "most processes inside (default: no limit)" },
+	{ "bootstrap", 0, "SCRIPT", "bootstrap", "script", NULL,
+	  "sh script run inside as --user once it is up (a Coder agent)" },
 	{ "no-seccomp", 0, NULL, "workspace", "seccomp", "no",
 	  "turn the syscall profile off (debugging only)" },
 	{ "control-socket", 0, "PATH", "supervisor", "control_socket", NULL,
@@ -126,13 +130,17 @@ static void run_usage(FILE *out)
 	      "the INI file, or CVM_SUPERVISOR_STOP_TIMEOUT=30s in the environment\n"
 	      "(--volume is a [mount \"NAME\"] section).\n"
 	      "Precedence: defaults < file < environment < flags.\n"
+	      "envbox's variables are accepted as aliases (CODER_INNER_IMAGE,\n"
+	      "CODER_INNER_USERNAME, CODER_MOUNTS, CODER_CPUS, CODER_BOOTSTRAP_SCRIPT,\n"
+	      "CODER_AGENT_TOKEN, ...; see the README); CVM_* wins over CODER_*.\n"
 	      "\n"
 	      "Examples:\n"
 	      "  cvm run --rootfs /img --state /data  a workspace; changes kept in /data\n"
 	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
-	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n",
+	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n"
+	      "  cvm run -r /img -s /data -u coder --bootstrap 'exec /opt/agent'\n",
 	      out);
 }
 
@@ -193,33 +201,6 @@ static int parse_run_args(int argc, char *argv[], struct run_args *a)
 	return 0;
 }
 
-/* --volume SRC:DST[:ro] is a [mount "volume-N"] section. */
-static int set_volume(struct cvm_config *c, const char *spec, size_t n, struct cvm_error *err)
-{
-	char buf[8192], section[64];
-	char *src = buf, *dst, *mode;
-
-	if (strlen(spec) >= sizeof(buf))
-		return cvm_error_set(err, 0, "--volume: too long");
-	strcpy(buf, spec);
-	dst = strchr(src, ':');
-	if (!dst)
-		return cvm_error_set(err, 0, "--volume %s: expected SRC:DST or SRC:DST:ro", spec);
-	*dst++ = '\0';
-	mode = strchr(dst, ':');
-	if (mode)
-		*mode++ = '\0';
-	if (mode && strcmp(mode, "ro") && strcmp(mode, "rw"))
-		return cvm_error_set(err, 0, "--volume %s: the mode is ro or rw, not '%s'", spec, mode);
-	snprintf(section, sizeof(section), "mount volume-%zu", n + 1);
-	if (cvm_config_set(c, section, "source", src, "--volume", err) < 0 ||
-	    cvm_config_set(c, section, "target", dst, "--volume", err) < 0 ||
-	    cvm_config_set(c, section, "readonly", mode && !strcmp(mode, "ro") ? "yes" : "no",
-			   "--volume", err) < 0)
-		return -1;
-	return 0;
-}
-
 static int build_config(struct cvm_config *c, const struct run_args *a, struct cvm_error *err)
 {
 	const char *path = a->config_path ? a->config_path : getenv("CVM_CONFIG");
@@ -233,7 +214,10 @@ static int build_config(struct cvm_config *c, const struct run_args *a, struct c
 		char source[64];
 		snprintf(source, sizeof(source), "--%s", a->values[i].flag->name);
 		if (!a->values[i].flag->section) {
-			if (set_volume(c, a->values[i].value, volumes++, err) < 0)
+			/* --volume SRC:DST[:ro] is a [mount "volume-N"] section. */
+			char name[32];
+			snprintf(name, sizeof(name), "volume-%zu", ++volumes);
+			if (cvm_config_add_volume(c, name, a->values[i].value, "--volume", err) < 0)
 				return -1;
 			continue;
 		}
@@ -252,18 +236,18 @@ static int supervise_plain(const struct cvm_config *c, char **argv)
 	int status;
 
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, c->signal_target, &err) < 0) {
-		log_error("%s", err.msg);
+		log_error("supervisor", "%s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}
 	pid = cvm_spawn_plain(argv, &err);
 	if (pid < 0) {
-		log_error("%s", err.msg);
+		log_error("supervisor", "%s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
 	}
 	/* From here on PID 1 must not die on an error it can survive. */
 	if (cvm_pid1_set_main(&p, pid, &err) < 0)
-		log_warn("%s (relying on SIGCHLD alone)", err.msg);
-	log_debug("started '%s' as pid %d", argv[0], (int)pid);
+		log_warn("supervisor", "%s (relying on SIGCHLD alone)", err.msg);
+	log_debug("supervisor", "started '%s' as pid %d", argv[0], (int)pid);
 	status = cvm_pid1_run(&p);
 	cvm_pid1_close(&p);
 	return status;
@@ -274,7 +258,7 @@ static int supervise_plain(const struct cvm_config *c, char **argv)
 static void ws_note(const char *line, void *arg)
 {
 	(void)arg;
-	log_info("%s", line);
+	log_info("workspace", "%s", line);
 }
 
 /* Stopping a workspace goes through its init, which stops what runs under
@@ -286,7 +270,21 @@ struct ws_run {
 	bool has_cgroup;
 	struct cvm_procserver procfs;
 	bool has_procfs;
+	struct cvm_bootstrap boot;
+	bool join_net;          /* the workspace has its own network namespace */
 };
+
+/* When cvm run began, for the "workspace ready" line. */
+static struct timespec run_start;
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - t0->tv_sec) * 1000 +
+	       (uint64_t)((now.tv_nsec - t0->tv_nsec) / 1000000);
+}
 
 static int ws_signal_all(int sig, void *data)
 {
@@ -309,7 +307,7 @@ static int ws_signal_all(int sig, void *data)
 static void note_once(const char *line, void *arg)
 {
 	(void)arg;
-	log_warn("%s", line);
+	log_warn("cgroup", "%s", line);
 }
 
 /* In the initial cgroup namespace (fixed inode number), "0::/" is the
@@ -340,14 +338,14 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	int fd;
 
 	if (getpid() != 1 || in_host_root_cgroup()) {
-		log_debug("not PID 1 of a container (or in the host's root cgroup): the workspace "
+		log_debug("cgroup", "not PID 1 of a container (or in the host's root cgroup): the workspace "
 			  "stays in cvm's cgroup, without limits");
 		return 0;
 	}
 	/* An OOM or a fork bomb inside must never take PID 1 down. */
 	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "-1000", 5) != 5)
-		log_warn("cannot set cvm's oom_score_adj to -1000 (%s; it needs CAP_SYS_RESOURCE): "
+		log_warn("cgroup", "cannot set cvm's oom_score_adj to -1000 (%s; it needs CAP_SYS_RESOURCE): "
 			 "an OOM inside could pick cvm", strerror(errno));
 	if (fd >= 0)
 		close(fd);
@@ -361,6 +359,35 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	return 0;
 }
 
+/* The workspace runs and cvm exec can reach it: start the bootstrap, then
+ * say so in one line, with how long it took since cvm run began. */
+static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pid1 *p,
+		     char **envp)
+{
+	struct cvm_error err = { 0 };
+	char ms[32], pid[16];
+
+	w->boot.pid = -1;
+	w->boot.out_fd = -1;
+	if (c->bootstrap_script) {
+		if (cvm_bootstrap_start(&w->boot, c, w->ws.pidfd, w->ws.pid, w->join_net, envp,
+					&err) < 0)
+			log_error("bootstrap", "did not start: %s", err.msg);
+		else {
+			log_info("bootstrap", "started as pid %d, user %s", (int)w->boot.pid, c->user);
+			if (cvm_bootstrap_watch(&w->boot, p) < 0)
+				log_warn("bootstrap", "its output will not be logged: %s",
+					 strerror(errno));
+		}
+	}
+	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)ms_since(&run_start));
+	snprintf(pid, sizeof(pid), "%d", (int)w->ws.pid);
+	const struct cvm_log_field fields[] = {
+		{ "startup_ms", ms, true }, { "init_pid", pid, true }, { "rootfs", c->rootfs, false },
+	};
+	cvm_log_fields(CVM_LOG_INFO, "supervisor", fields, 3, "workspace ready in %s ms", ms);
+}
+
 /* Everything that can be checked before anything starts. */
 static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 		       struct cvm_error *err)
@@ -371,6 +398,11 @@ static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 	if (root_fd < 0)
 		return cvm_error_set(err, 0, "rootfs %s: %s; point --rootfs ([workspace] rootfs) "
 				     "at an unpacked image directory", c->rootfs, strerror(errno));
+	/* The gpu/ planner is not part of this build: asking for GPUs must not
+	 * start a workspace without them. */
+	if (c->gpu_enable == CVM_GPU_YES)
+		return cvm_error_set(err, 0, "gpu: enable = yes (CODER_ADD_GPU=true), but this cvm "
+				     "cannot pass GPUs through yet; set it to auto or no");
 	if (cvm_inner_check(in, root_fd, err) < 0)
 		return -1;
 	for (size_t i = 0; i < c->n_mounts; i++)
@@ -399,7 +431,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	int status, ctl_fd = -1;
 
 	if (!in.envp || ws_precheck(c, &in, &err) < 0) {
-		log_error("%s", in.envp ? err.msg : "out of memory");
+		log_error("workspace", "%s", in.envp ? err.msg : "out of memory");
 		cvm_env_free(in.envp);
 		return 2;
 	}
@@ -407,19 +439,19 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
 						   c->mounts[i].target, c->mounts[i].readonly };
 	if (ws_cgroup(c, &w, &err) < 0) {
-		log_error("cgroup: %s", err.msg);
+		log_error("cgroup", "cgroup: %s", err.msg);
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
 		return err.err ? CVM_EXIT_SETUP_FAILED : 2;
 	}
 	if (!c->seccomp)
-		log_warn("seccomp is off ([workspace] seccomp = no): root inside may call kexec, "
+		log_warn("workspace", "seccomp is off ([workspace] seccomp = no): root inside may call kexec, "
 			 "module and clock syscalls, stopped only by the kernel's own checks");
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
 	spec.procfs_fd = -1;
 	if (c->proc_virtualize) {
 		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base, &err) < 0)
-			log_warn("the workspace gets the host's /proc numbers: %s", err.msg);
+			log_warn("procfs", "the workspace gets the host's /proc numbers: %s", err.msg);
 		else {
 			w.has_procfs = true;
 			spec.procfs_fd = w.procfs.pf.fuse_fd;
@@ -428,7 +460,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	}
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||
 	    cvm_ws_start(&spec, cvm_inner_init, &in, &w.ws, &err) < 0) {
-		log_error("%s", err.msg);
+		log_error("workspace", "%s", err.msg);
 		if (w.has_procfs) {
 			cvm_procserver_signal(&w.procfs, SIGKILL);
 			cvm_procserver_close(&w.procfs);
@@ -443,20 +475,21 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	if (w.has_procfs)
 		cvm_procserver_watch(&w.procfs, &p);
 	if (cvm_pid1_set_main(&p, w.ws.pid, &err) < 0)
-		log_warn("%s (relying on SIGCHLD alone)", err.msg);
-	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
+		log_warn("supervisor", "%s (relying on SIGCHLD alone)", err.msg);
+	log_info("workspace", "workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
+	w.join_net = !cvm_join_shares_ns(w.ws.pid, "net");
 	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
-					w.has_cgroup ? &w.cg : NULL,
-					!cvm_join_shares_ns(w.ws.pid, "net"), c->seccomp,
+					w.has_cgroup ? &w.cg : NULL, w.join_net, c->seccomp,
 					c->seccomp_deny };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
-		log_warn("cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
-	/* Setup is over: what cvm does from here on (exec, stop, serve /proc)
-	 * needs next to no privilege in the outer container. */
+		log_warn("control", "cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
+	/* Setup is over: what cvm does from here on (exec, bootstrap, stop,
+	 * serve /proc) needs next to no privilege in the outer container. */
 	if (cvm_caps_supervisor_drop(&err) < 0)
-		log_warn("%s; cvm keeps all its capabilities", err.msg);
+		log_warn("supervisor", "%s; cvm keeps all its capabilities", err.msg);
+	ws_ready(c, &w, &p, in.envp);
 	status = cvm_pid1_run(&p);
 	cvm_pid1_close(&p);
 	if (ctl_fd >= 0) {
@@ -467,6 +500,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	if (w.has_procfs)
 		cvm_procserver_close(&w.procfs);
 	cvm_cgroup_remove(&w.cg);
+	if (w.boot.out_fd >= 0)
+		close(w.boot.out_fd);
 	cvm_env_free(in.envp);
 	return status;
 }
@@ -478,6 +513,7 @@ int cvm_cmd_run(int argc, char *argv[])
 	struct cvm_config c;
 	int r, status;
 
+	clock_gettime(CLOCK_MONOTONIC, &run_start);
 	r = parse_run_args(argc, argv, &args);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
@@ -490,7 +526,7 @@ int cvm_cmd_run(int argc, char *argv[])
 	if (c.rootfs)
 		status = supervise_workspace(&c, args.argv);
 	else if (!args.argv[0]) {
-		log_error("nothing to run: give a command after '--' (cvm run -- /bin/sh), "
+		log_error("supervisor", "nothing to run: give a command after '--' (cvm run -- /bin/sh), "
 			  "or a workspace image with --rootfs DIR");
 		status = 2;
 	} else

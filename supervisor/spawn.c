@@ -38,7 +38,7 @@ void cvm_child_exec(char *const argv[])
 {
 	execvp(argv[0], argv);
 	int err = errno;
-	log_error("cannot run '%s': %s (%s)", argv[0], strerror(err),
+	log_error("supervisor", "cannot run '%s': %s (%s)", argv[0], strerror(err),
 		  cvm_exec_failure_reason(err));
 	_exit(cvm_exec_failure_status(err));
 }

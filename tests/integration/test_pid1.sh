@@ -188,7 +188,7 @@ t_json_logs() {
 import json, sys
 for line in open("err"):
     o = json.loads(line)
-    assert {"time", "level", "component", "msg"} <= set(o), o
+    assert {"time", "level", "component", "message", "fields"} <= set(o), o
 ' || { say "not JSON lines: $(cat err)"; return 1; }
 }
 

@@ -50,6 +50,15 @@ static int load_ini(const char *text)
 	return cvm_config_load_file(&cfg, ini_path, true, &err);
 }
 
+static void assert_mount(size_t i, const char *name, const char *source, const char *target,
+			 bool readonly)
+{
+	ck_assert_str_eq(cfg.mounts[i].name, name);
+	ck_assert_str_eq(cfg.mounts[i].source, source);
+	ck_assert_str_eq(cfg.mounts[i].target, target);
+	ck_assert_int_eq(cfg.mounts[i].readonly, readonly);
+}
+
 /* ---- value parsers ---------------------------------------------------- */
 
 static const struct { const char *in; uint64_t out; } good_sizes[] = {
@@ -214,6 +223,10 @@ START_TEST(test_defaults)
 	ck_assert(!cfg.dev_fuse && !cfg.dev_tun);
 	ck_assert_uint_eq(cfg.n_mounts, 0);
 	ck_assert_ptr_null(cfg.config_path);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_AUTO);
+	ck_assert_ptr_null(cfg.gpu_host_lib_dir);
+	ck_assert_ptr_null(cfg.gpu_inner_lib_dir);
+	ck_assert_ptr_null(cfg.bootstrap_script);
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
 }
 END_TEST
@@ -536,14 +549,8 @@ START_TEST(test_mounts)
 	ck_assert_int_eq(cvm_config_set(&cfg, "mount \"cache\"", "target", "/cache", "--mount",
 					&err), 0);
 	ck_assert_uint_eq(cfg.n_mounts, 3);
-	ck_assert_str_eq(cfg.mounts[0].name, "data");
-	ck_assert_str_eq(cfg.mounts[0].source, "/srv/data");
-	ck_assert_str_eq(cfg.mounts[0].target, "/data");
-	ck_assert(cfg.mounts[0].readonly);
-	ck_assert_str_eq(cfg.mounts[1].name, "logs");
-	ck_assert_str_eq(cfg.mounts[1].source, "/var/log/ws");
-	ck_assert_str_eq(cfg.mounts[1].target, "/logs");
-	ck_assert(!cfg.mounts[1].readonly);
+	assert_mount(0, "data", "/srv/data", "/data", true);
+	assert_mount(1, "logs", "/var/log/ws", "/logs", false);
 	ck_assert_str_eq(cfg.mounts[2].name, "cache");
 	ck_assert_str_eq(cfg.mounts[2].target, "/cache");
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
@@ -637,6 +644,184 @@ START_TEST(test_seccomp_deny)
 	assert_contains(err.msg, "unknown syscall 'mount*'");
 	/* a refused value leaves the earlier one */
 	ck_assert_uint_eq(cfg.n_seccomp_deny, 2);
+}
+END_TEST
+
+/* ---- envbox's CODER_* variables ---------------------------------------- */
+
+static bool has_entry(char **list, const char *want)
+{
+	for (size_t i = 0; list[i]; i++) {
+		if (strcmp(list[i], want) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Every alias, as the README's table documents it. */
+START_TEST(test_envbox_aliases)
+{
+	char *const envp[] = {
+		"CODER_INNER_IMAGE=/var/lib/cvm/images/ubuntu",
+		"CODER_INNER_USERNAME=coder",
+		"CODER_INNER_HOSTNAME=coder-box",
+		"CODER_INNER_ENVS=KUBERNETES_*, MY_ENV,OTHER",
+		"CODER_INNER_WORK_DIR=/home/coder/src",
+		"CODER_MOUNTS=/home/coder:/home/coder,/var/run/secret:/var/run/secret:ro",
+		"CODER_ADD_FUSE=true",
+		"CODER_ADD_TUN=TRUE",
+		"CODER_ADD_GPU=false",
+		"CODER_USR_LIB_DIR=/var/coder/usr/lib",
+		"CODER_INNER_USR_LIB_DIR=/usr/lib/x86_64-linux-gnu",
+		"CODER_CPUS=2",
+		"CODER_MEMORY=4294967296",
+		"CODER_BOOTSTRAP_SCRIPT=#!/bin/sh\nexec /opt/agent ; echo x\n",
+		"CODER_AGENT_TOKEN=tok-3f9a-secret",
+		"CODER_AGENT_URL=https://coder.example",     /* no alias: ignored */
+		"CVM_WORKSPACE_STATE=/var/lib/cvm/state",
+		NULL,
+	};
+
+	ck_assert_msg(cvm_config_load_env(&cfg, envp, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(cfg.rootfs, "/var/lib/cvm/images/ubuntu");
+	ck_assert_str_eq(cfg.user, "coder");
+	ck_assert_str_eq(cfg.hostname, "coder-box");
+	ck_assert_str_eq(cfg.workdir, "/home/coder/src");
+	ck_assert(has_entry(cfg.env_pass, "KUBERNETES_*"));
+	ck_assert(has_entry(cfg.env_pass, "MY_ENV"));
+	ck_assert(has_entry(cfg.env_pass, "OTHER"));
+	ck_assert_uint_eq(cfg.n_mounts, 2);
+	assert_mount(0, "coder-1", "/home/coder", "/home/coder", false);
+	assert_mount(1, "coder-2", "/var/run/secret", "/var/run/secret", true);
+	ck_assert(cfg.dev_fuse && cfg.dev_tun);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_NO);
+	ck_assert_str_eq(cfg.gpu_host_lib_dir, "/var/coder/usr/lib");
+	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "/usr/lib/x86_64-linux-gnu");
+	ck_assert_str_eq(cfg.res_cpus, "2");
+	ck_assert_str_eq(cfg.res_memory, "4294967296");
+	ck_assert_str_eq(cfg.bootstrap_script, "#!/bin/sh\nexec /opt/agent ; echo x\n");
+	/* The token is passed in by name: its value is nowhere in the config. */
+	ck_assert(has_entry(cfg.env_pass, "CODER_AGENT_TOKEN"));
+	ck_assert_uint_eq(cfg.n_env_pass, 4);
+	ck_assert_uint_eq(cfg.n_env, 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+
+	char *const gpu_on[] = { "CODER_ADD_GPU=1", NULL };
+	ck_assert_int_eq(cvm_config_load_env(&cfg, gpu_on, &err), 0);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_YES);
+}
+END_TEST
+
+START_TEST(test_envbox_bad_values)
+{
+	static const struct { const char *var; const char *msg; } bad[] = {
+		{ "CODER_CPUS=abc", "CODER_CPUS: bad value 'abc' for cpus: expected a number of CPUs" },
+		{ "CODER_CPUS=0", "CODER_CPUS: bad value '0' for cpus" },
+		{ "CODER_CPUS=-1", "CODER_CPUS: bad value '-1' for cpus" },
+		{ "CODER_MEMORY=lots", "CODER_MEMORY: bad value 'lots' for memory: expected a size" },
+		{ "CODER_ADD_FUSE=maybe", "CODER_ADD_FUSE: bad value 'maybe' for fuse: expected yes or no" },
+		{ "CODER_ADD_TUN=t", "CODER_ADD_TUN: bad value 't' for tun" },
+		{ "CODER_ADD_GPU=maybe", "CODER_ADD_GPU: bad value 'maybe': expected true or false" },
+		{ "CODER_INNER_IMAGE=codercom/enterprise-base:ubuntu",
+		  "CODER_INNER_IMAGE: 'codercom/enterprise-base:ubuntu' is not a directory: cvm runs "
+		  "an unpacked image" },
+		{ "CODER_INNER_HOSTNAME=bad host", "CODER_INNER_HOSTNAME: bad value 'bad host' for hostname" },
+		{ "CODER_INNER_WORK_DIR=src", "CODER_INNER_WORK_DIR: bad value 'src' for workdir: must be "
+					      "an absolute path" },
+		{ "CODER_INNER_ENVS=A,*", "CODER_INNER_ENVS: bad entry '*' for env_pass" },
+		{ "CODER_INNER_ENVS=A-B", "CODER_INNER_ENVS: bad entry 'A-B' for env_pass" },
+		{ "CODER_MOUNTS=/a", "CODER_MOUNTS: bad volume '/a': expected SRC:DST or SRC:DST:ro" },
+		{ "CODER_MOUNTS=/a:/b:rx", "CODER_MOUNTS: bad volume '/a:/b:rx': the mode is ro or rw, "
+					   "not 'rx'" },
+		{ "CODER_MOUNTS=/a:/b,home:/home", "CODER_MOUNTS: bad value 'home' for source: must be "
+						   "an absolute path" },
+		{ "CODER_USR_LIB_DIR=usr/lib", "CODER_USR_LIB_DIR: bad value 'usr/lib' for host_lib_dir" },
+		{ "CODER_INNER_USR_LIB_DIR=lib", "CODER_INNER_USR_LIB_DIR: bad value 'lib' for "
+						 "inner_lib_dir" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cvm_config c;
+		char *envp[] = { (char *)bad[i].var, NULL };
+
+		cvm_config_init(&c);
+		ck_assert_msg(cvm_config_load_env(&c, envp, &err) == -1, "%s accepted", bad[i].var);
+		assert_contains(err.msg, bad[i].msg);
+		cvm_config_free(&c);
+	}
+}
+END_TEST
+
+/* INI < CODER_* < CVM_* < flags; an empty CODER_* is unset, as for envbox. */
+START_TEST(test_envbox_precedence)
+{
+	char *const cvm_last[] = { "CODER_INNER_HOSTNAME=coder", "CVM_WORKSPACE_HOSTNAME=cvm-wins",
+				   "CODER_CPUS=2", NULL };
+	char *const cvm_first[] = { "CVM_WORKSPACE_HOSTNAME=cvm-wins", "CODER_INNER_HOSTNAME=coder",
+				    NULL };
+	char *const empty[] = { "CODER_CPUS=", "CODER_INNER_HOSTNAME=", "CODER_MOUNTS=",
+				"CODER_BOOTSTRAP_SCRIPT=", "CODER_AGENT_TOKEN=", NULL };
+
+	ck_assert_int_eq(load_ini("[workspace]\nhostname = file\n[resources]\ncpus = 1\n"), 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, empty, &err), 0);
+	ck_assert_str_eq(cfg.hostname, "file");
+	ck_assert_str_eq(cfg.res_cpus, "1");
+	ck_assert_uint_eq(cfg.n_mounts, 0);
+	ck_assert_ptr_null(cfg.bootstrap_script);
+	ck_assert_uint_eq(cfg.n_env_pass, 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, cvm_last, &err), 0);
+	ck_assert_str_eq(cfg.hostname, "cvm-wins");
+	ck_assert_str_eq(cfg.res_cpus, "2");                  /* CODER_* over the file */
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "hostname", "other", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, cvm_first, &err), 0);
+	ck_assert_str_eq(cfg.hostname, "cvm-wins");
+	ck_assert_int_eq(cvm_config_set(&cfg, "resources", "cpus", "3", "--cpus", &err), 0);
+	ck_assert_str_eq(cfg.res_cpus, "3");
+}
+END_TEST
+
+/* ---- [bootstrap] and [gpu] -------------------------------------------- */
+
+START_TEST(test_bootstrap_script_lines)
+{
+	/* Continuation lines and the key repeated right after are the next
+	 * lines of the script; a later, separate script replaces it. */
+	ck_assert_int_eq(load_ini("[workspace]\nrootfs = /img\nstate = /st\n"
+				  "[bootstrap]\nscript = echo a\n  echo b\nscript = exec agent\n"), 0);
+	ck_assert_str_eq(cfg.bootstrap_script, "echo a\necho b\nexec agent");
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
+	ck_assert_int_eq(load_ini("[bootstrap]\nscript = one\n[proc]\nvirtualize = no\n"
+				  "[bootstrap]\nscript = two\n"), 0);
+	ck_assert_str_eq(cfg.bootstrap_script, "two");
+	ck_assert_int_eq(cvm_config_set(&cfg, "bootstrap", "script", "flag", "--bootstrap", &err), 0);
+	ck_assert_str_eq(cfg.bootstrap_script, "flag");
+	ck_assert_int_eq(load_ini("[bootstrap]\nscript =\n"), -1);
+	assert_contains(err.msg, "cvm.ini:2: empty value for script");
+}
+END_TEST
+
+START_TEST(test_bootstrap_needs_workspace)
+{
+	ck_assert_int_eq(cvm_config_set(&cfg, "bootstrap", "script", "true", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	ck_assert_str_eq(err.msg, "bootstrap script: runs inside a workspace; set rootfs too "
+				  "(--rootfs, CODER_INNER_IMAGE)");
+}
+END_TEST
+
+START_TEST(test_gpu_keys)
+{
+	char *const envp[] = { "CVM_GPU_ENABLE=yes", NULL };
+
+	ck_assert_int_eq(load_ini("[gpu]\nenable = no\nhost_lib_dir = /host/usr/lib\n"
+				  "inner_lib_dir = /usr/lib64\n"), 0);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_NO);
+	ck_assert_str_eq(cfg.gpu_host_lib_dir, "/host/usr/lib");
+	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "/usr/lib64");
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), 0);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_YES);
+	ck_assert_int_eq(load_ini("[gpu]\nenable = maybe\n"), -1);
+	assert_contains(err.msg, "cvm.ini:2: bad value 'maybe' for enable: expected one of auto, yes, no");
 }
 END_TEST
 
@@ -743,7 +928,8 @@ START_TEST(test_example_values)
 		"stop_timeout", "signal_target", "log_level", "log_format", "control_socket",
 		"rootfs", "state", "init", "hostname", "uid_base", "uid_count",
 		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "fuse",
-		"tun", "source", "target", "readonly",
+		"tun", "source", "target", "readonly", "cpus", "memory", "virtualize", "files",
+		"enable", "host_lib_dir", "inner_lib_dir", "script",
 	};
 	char *path = example_path();
 	FILE *in = fopen(path, "r"), *out = fopen(ini_path, "w");
@@ -811,6 +997,12 @@ static Suite *config_suite(void)
 	tcase_add_test(layers, test_env_unknown_key);
 	tcase_add_test(layers, test_env_bad_values);
 	tcase_add_test(layers, test_seccomp_deny);
+	tcase_add_test(layers, test_envbox_aliases);
+	tcase_add_test(layers, test_envbox_bad_values);
+	tcase_add_test(layers, test_envbox_precedence);
+	tcase_add_test(layers, test_bootstrap_script_lines);
+	tcase_add_test(layers, test_bootstrap_needs_workspace);
+	tcase_add_test(layers, test_gpu_keys);
 	tcase_add_test(layers, test_example_parses);
 	tcase_add_test(layers, test_example_values);
 	suite_add_tcase(s, layers);
