@@ -105,6 +105,11 @@ int cvm_config_load_file(struct cvm_config *c, const char *path, bool must_exist
 /* Apply CVM_<SECTION>_<KEY>=value entries from @envp (NULL-terminated). */
 int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err);
 
+/* Defaults, then the INI file (@path, else $CVM_CONFIG, else the default
+ * path if it exists), then CVM_* from @envp: everything but the flags. */
+int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *envp,
+			   struct cvm_error *err);
+
 /* Cross-field checks, after every layer is applied. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);
 

@@ -33,7 +33,7 @@ static size_t format_time(char *buf, size_t len)
 }
 
 /* JSON string escaping for the message: quotes, backslashes, control chars. */
-static size_t json_escape(char *out, size_t len, const char *in)
+size_t cvm_json_escape(char *out, size_t len, const char *in)
 {
 	size_t o = 0;
 
@@ -71,7 +71,7 @@ void cvm_log(enum cvm_log_level level, const char *component, const char *fmt, .
 
 	if (log_format == CVM_LOG_JSON) {
 		char esc[sizeof(msg) * 2];
-		json_escape(esc, sizeof(esc), msg);
+		cvm_json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line),
 			     "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"pid\":%d,\"msg\":\"%s\"}\n",
 			     ts, cvm_log_level_name(level), component, (int)getpid(), esc);

@@ -11,6 +11,10 @@ bool cvm_log_enabled(enum cvm_log_level level);
 void cvm_log(enum cvm_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* JSON string escaping (quotes, backslashes, control chars) of @in into
+ * @out; returns the length written. */
+size_t cvm_json_escape(char *out, size_t len, const char *in);
+
 #define log_error(...) cvm_log(CVM_LOG_ERROR, "supervisor", __VA_ARGS__)
 #define log_warn(...) cvm_log(CVM_LOG_WARN, "supervisor", __VA_ARGS__)
 #define log_info(...) cvm_log(CVM_LOG_INFO, "supervisor", __VA_ARGS__)
