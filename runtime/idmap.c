@@ -8,6 +8,7 @@
 #include <sys/vfs.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,31 +78,26 @@ static int write_map(pid_t pid, const char *file, const char *map, struct cvm_er
 
 int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err)
 {
-	int ready[2], hold[2], fd = -1;
+	int sp[2], fd = -1;
 	char map[64], path[64];
 	unsigned char c = 0;
 	cleanup_pid pid_t pid = -1;
 
-	if (pipe2(ready, O_CLOEXEC) < 0)
-		return cvm_error_set(err, errno, "pipe");
-	if (pipe2(hold, O_CLOEXEC) < 0) {
-		close(ready[0]);
-		close(ready[1]);
-		return cvm_error_set(err, errno, "pipe");
-	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return cvm_error_set(err, errno, "socketpair");
 	pid = fork();
 	if (pid == 0) {
 		/* Report unshare's errno as one byte, then wait to be killed. */
+		close(sp[0]);
 		c = unshare(CLONE_NEWUSER) < 0 ? (unsigned char)errno : 0;
-		if (write(ready[1], &c, 1) == 1)
-			(void)read(hold[0], &c, 1);
+		if (write(sp[1], &c, 1) == 1)
+			(void)!read(sp[1], &c, 1);
 		_exit(0);
 	}
-	close(ready[1]);
-	close(hold[0]);
+	close(sp[1]);
 	if (pid < 0) {
 		cvm_error_set(err, errno, "fork");
-	} else if (read(ready[0], &c, 1) != 1) {
+	} else if (read(sp[0], &c, 1) != 1) {
 		cvm_error_set(err, 0, "the user namespace helper died");
 	} else if (c) {
 		cvm_error_set(err, c, "unshare(CLONE_NEWUSER)");
@@ -113,8 +109,7 @@ int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err)
 		    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 			cvm_error_set(err, errno, "%s", path);
 	}
-	close(ready[0]);
-	close(hold[1]);
+	close(sp[0]);
 	return fd;      /* cleanup_pid ends the child; the fd keeps the namespace */
 }
 
