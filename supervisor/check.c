@@ -150,10 +150,14 @@ static void check_userns(struct report *r)
 	if (cvm_hc_userns(&err) < 0) {
 		add(r, "userns", CVM_CHECK_MISSING, "allow user namespaces for this container: "
 		    "no seccomp or AppArmor profile that blocks unshare(CLONE_NEWUSER) (" FIX_PRIVILEGED
-		    ")", "%s (max_user_namespaces %ld)", err.msg, max);
+		    ")", "%s", err.msg);
 		return;
 	}
-	add(r, "userns", CVM_CHECK_OK, NULL, "made one (max_user_namespaces %ld)", max);
+	if (max < 0)
+		add(r, "userns", CVM_CHECK_OK, NULL, "made one (no /proc/sys/user/max_user_namespaces "
+		    "to read)");
+	else
+		add(r, "userns", CVM_CHECK_OK, NULL, "made one (max_user_namespaces %ld)", max);
 }
 
 static void check_id_range(struct report *r)
