@@ -88,6 +88,23 @@ int cvm_cgroup_self(char *out, size_t len, struct cvm_error *err)
 	return 0;
 }
 
+/* The initial cgroup namespace has a fixed inode number; there "0::/" is
+ * the host's root cgroup. A container's own group, with or without its own
+ * cgroup namespace, is cvm's to use. */
+bool cvm_cgroup_in_host_root(void)
+{
+	struct stat st;
+	char line[256] = "";
+	cleanup_file FILE *f = fopen("/proc/self/cgroup", "re");
+
+	if (stat("/proc/self/ns/cgroup", &st) < 0 || st.st_ino != 0xEFFFFFFBu)
+		return false;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strcmp(line, "0::/\n"))
+			return true;
+	return false;
+}
+
 static bool populated(const char *dir)
 {
 	char events[512];

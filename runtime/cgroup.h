@@ -35,6 +35,11 @@ int cvm_cgroup_mount(char *out, size_t len);
 /* Where our own cgroup lives in the cgroup2 mount: "<mount><path>". */
 int cvm_cgroup_self(char *out, size_t len, struct cvm_error *err);
 
+/* Is this process in the host's root cgroup (the initial cgroup namespace's
+ * "/")? Every process of the machine is there, and cvm must not rearrange
+ * it (unshare --pid from a shell on a host). */
+bool cvm_cgroup_in_host_root(void);
+
 /* The layout: cvm into root/cvm.supervisor, every available controller
  * enabled for the children, root/workspace made (emptied first if an
  * earlier run left it). @note gets one line per thing that is missing. */

@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "idmap.h"
@@ -57,6 +62,55 @@ int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_e
 		return cvm_error_set(err, e, "idmap %s (on %s)", path, cvm_fs_name(fd));
 	}
 	return steal_fd(&fd);
+}
+
+static int write_map(pid_t pid, const char *file, const char *map, struct cvm_error *err)
+{
+	char path[64];
+	cleanup_close int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, map, strlen(map)) != (ssize_t)strlen(map))
+		return cvm_error_set(err, errno, "write %s", path);
+	return 0;
+}
+
+int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err)
+{
+	int sp[2], fd = -1;
+	char map[64], path[64];
+	unsigned char c = 0;
+	cleanup_pid pid_t pid = -1;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return cvm_error_set(err, errno, "socketpair");
+	pid = fork();
+	if (pid == 0) {
+		/* Report unshare's errno as one byte, then wait to be killed. */
+		close(sp[0]);
+		c = unshare(CLONE_NEWUSER) < 0 ? (unsigned char)errno : 0;
+		if (write(sp[1], &c, 1) == 1)
+			(void)!read(sp[1], &c, 1);
+		_exit(0);
+	}
+	close(sp[1]);
+	if (pid < 0) {
+		cvm_error_set(err, errno, "fork");
+	} else if (read(sp[0], &c, 1) != 1) {
+		cvm_error_set(err, 0, "the user namespace helper died");
+	} else if (c) {
+		cvm_error_set(err, c, "unshare(CLONE_NEWUSER)");
+	} else {
+		snprintf(map, sizeof(map), "0 %u %u\n", base, count);
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+		if (write_map(pid, "uid_map", map, err) == 0 &&
+		    write_map(pid, "gid_map", map, err) == 0 &&
+		    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			cvm_error_set(err, errno, "%s", path);
+	}
+	close(sp[0]);
+	return fd;      /* cleanup_pid ends the child; the fd keeps the namespace */
 }
 
 /* Is every id of [base, end) inside one extent of a uid_map/gid_map file? */

@@ -13,6 +13,11 @@
  * and a message that names the filesystem. */
 int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_error *err);
 
+/* A user namespace that maps 0 -> @base for @count ids (uid and gid), as
+ * the workspace's, with no process left in it: an fd for
+ * cvm_idmap_clone(). A forked child makes it and exits once the fd is open. */
+int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err);
+
 /* The filesystem type of @fd as a name ("ext4", "overlay", "nfs", ...). */
 const char *cvm_fs_name(int fd);
 

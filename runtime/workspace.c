@@ -197,6 +197,21 @@ static int build_rootfs(const struct cvm_ws_spec *s, const struct ws_layers *l,
 	return mount_overlay(s, l->lower_fd < 0, err);
 }
 
+int cvm_ws_mount_rootfs(const struct cvm_ws_spec *s, int lower_fd, int state_fd,
+			struct cvm_error *err)
+{
+	struct ws_layers l = { -1, lower_fd, state_fd, -1 };
+
+	if (build_rootfs(s, &l, err) < 0)
+		return -1;
+	/* Mount points the image lacks are created through the overlay, and
+	 * only the workspace's ids can be written through its idmapped upper
+	 * layer: build as the workspace's root (on disk: uid 0). */
+	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
+		return cvm_error_set(err, errno, "credentials");
+	return 0;
+}
+
 /* The FUSE mount is made here, by cvm in its own pid namespace: the kernel
  * reports readers' pids in the namespace of whoever mounted, and the server
  * lives in cvm's (it looks the reader's cgroup up by pid). */
@@ -269,13 +284,8 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 
 	umask(0);
-	if (build_rootfs(s, l, err) < 0)
+	if (cvm_ws_mount_rootfs(s, l->lower_fd, l->state_fd, err) < 0)
 		return -1;
-	/* Mount points the image lacks are created through the overlay, and
-	 * only the workspace's ids can be written through its idmapped upper
-	 * layer: build as the workspace's root (on disk: uid 0). */
-	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
-		return cvm_error_set(err, errno, "credentials");
 	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return cvm_error_set(err, errno, "rootfs");

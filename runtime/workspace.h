@@ -43,4 +43,13 @@ struct cvm_ws {
 int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		 struct cvm_ws *out, struct cvm_error *err);
 
+/* The rootfs recipe alone (cvm_ws_start uses it; cvm check probes with
+ * it). In the caller's mount namespace, which must be private and
+ * disposable: a scratch tmpfs over @s->state holding the idmapped layers
+ * (@lower_fd, or STATE/rootfs of @state_fd when -1) and the writable
+ * overlay at "root", the new cwd. The caller then acts with the file ids of
+ * the workspace's root (s->uid_base), as the builder does. */
+int cvm_ws_mount_rootfs(const struct cvm_ws_spec *s, int lower_fd, int state_fd,
+			struct cvm_error *err);
+
 #endif

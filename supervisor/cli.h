@@ -5,5 +5,6 @@
 int cvm_cmd_run(int argc, char *argv[]);
 int cvm_cmd_exec(int argc, char *argv[]);
 int cvm_cmd_status(int argc, char *argv[]);
+int cvm_cmd_check(int argc, char *argv[]);
 
 #endif

@@ -1292,6 +1292,17 @@ static int validate_mounts(const struct cvm_config *c, struct cvm_error *err)
 	return 0;
 }
 
+int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *envp,
+			   struct cvm_error *err)
+{
+	if (!path)
+		path = getenv("CVM_CONFIG");
+	cvm_config_init(c);
+	if (cvm_config_load_file(c, path ? path : CVM_DEFAULT_CONFIG_PATH, path != NULL, err) < 0)
+		return -1;
+	return cvm_config_load_env(c, envp, err);
+}
+
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)
 {
 	unsigned long long ms = c->stop_timeout_ms;

@@ -123,6 +123,10 @@ int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_erro
  * CODER_MOUNTS); @source prefixes every error. */
 int cvm_config_add_volume(struct cvm_config *c, const char *name, const char *spec,
 			  const char *source, struct cvm_error *err);
+/* Defaults, then the INI file (@path, else $CVM_CONFIG, else the default
+ * path if it exists), then CVM_* from @envp: everything but the flags. */
+int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *envp,
+			   struct cvm_error *err);
 
 /* Cross-field checks, after every layer is applied. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);

@@ -52,7 +52,7 @@ static size_t utf8_len(const unsigned char *s)
 /* JSON string escaping: quotes, backslashes, control chars; bytes that are
  * not UTF-8 (a bootstrap script may print anything) become U+FFFD, so that
  * every line stays valid JSON. */
-static size_t json_escape(char *out, size_t len, const char *in)
+size_t cvm_json_escape(char *out, size_t len, const char *in)
 {
 	size_t o = 0;
 
@@ -96,9 +96,9 @@ static size_t format_fields(char *out, size_t len, const struct cvm_log_field *f
 	for (size_t i = 0; i < n && o < len; i++) {
 		const char *v = f[i].value ? f[i].value : "";
 		bool quote = json ? !f[i].number : (!*v || strpbrk(v, " \t\"\\=") ||
-						    json_escape(esc, sizeof(esc), v) != strlen(v));
+						    cvm_json_escape(esc, sizeof(esc), v) != strlen(v));
 
-		json_escape(esc, sizeof(esc), v);
+		cvm_json_escape(esc, sizeof(esc), v);
 		o += (size_t)snprintf(out + o, len - o, json ? "%s\"%s\":%s%s%s" : "%s%s=%s%s%s",
 				      json ? (i ? "," : "") : " ", f[i].key, quote ? "\"" : "",
 				      quote || json ? esc : v, quote ? "\"" : "");
@@ -123,7 +123,7 @@ static void log_line(enum cvm_log_level level, const char *component,
 
 	if (log_format == CVM_LOG_JSON) {
 		char esc[sizeof(msg) * 2];
-		json_escape(esc, sizeof(esc), msg);
+		cvm_json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line),
 			     "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"%s\",\"pid\":%d,"
 			     "\"message\":\"%s\",\"fields\":{%s}}\n",

@@ -34,6 +34,10 @@ void cvm_log_fields(enum cvm_log_level level, const char *component,
 		    const struct cvm_log_field *fields, size_t n_fields, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/* JSON string escaping (quotes, backslashes, control chars; bytes that are
+ * not UTF-8 become U+FFFD) of @in into @out; returns the length written. */
+size_t cvm_json_escape(char *out, size_t len, const char *in);
+
 #define log_error(component, ...) cvm_log(CVM_LOG_ERROR, component, __VA_ARGS__)
 #define log_warn(component, ...) cvm_log(CVM_LOG_WARN, component, __VA_ARGS__)
 #define log_info(component, ...) cvm_log(CVM_LOG_INFO, component, __VA_ARGS__)

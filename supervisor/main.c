@@ -25,6 +25,7 @@ static void usage(FILE *out)
 	      "  run        start and supervise the workspace (the default)\n"
 	      "  exec       run a command inside the running workspace\n"
 	      "  status     the running workspace's limits and use\n"
+	      "  check      can cvm run here? one line per requirement, why, what to do\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help      show this help (cvm run --help: every run option)\n"
@@ -36,6 +37,7 @@ static void usage(FILE *out)
 	      "  cvm run -- /bin/sh                   supervise a shell, tini-style\n"
 	      "  cvm --stop-timeout 30s -- myapp      same as 'cvm run ...'\n"
 	      "  cvm run --config ./cvm.ini           everything from a config file\n"
+	      "  cvm check -r /img -s /data           preflight: what this host supports\n"
 	      "\n"
 	      "Config: " CVM_DEFAULT_CONFIG_PATH " (INI), envbox's CODER_* variables,\n"
 	      "CVM_<SECTION>_<KEY> variables, then flags; see examples/cvm.ini for\n"
@@ -66,6 +68,8 @@ int main(int argc, char *argv[])
 		return cvm_cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cvm_cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "check"))
+		return cvm_cmd_check(argc - 1, argv + 1);
 	fprintf(stderr, "cvm: unknown command '%s'; try 'cvm --help'\n", cmd);
 	return 2;
 }

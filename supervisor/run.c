@@ -203,12 +203,7 @@ static int parse_run_args(int argc, char *argv[], struct run_args *a)
 
 static int build_config(struct cvm_config *c, const struct run_args *a, struct cvm_error *err)
 {
-	const char *path = a->config_path ? a->config_path : getenv("CVM_CONFIG");
-
-	cvm_config_init(c);
-	if (cvm_config_load_file(c, path ? path : CVM_DEFAULT_CONFIG_PATH, path != NULL, err) < 0)
-		return -1;
-	if (cvm_config_load_env(c, environ, err) < 0)
+	if (cvm_config_load_layers(c, a->config_path, environ, err) < 0)
 		return -1;
 	for (size_t i = 0, volumes = 0; i < a->n_values; i++) {
 		char source[64];
@@ -310,24 +305,6 @@ static void note_once(const char *line, void *arg)
 	log_warn("cgroup", "%s", line);
 }
 
-/* In the initial cgroup namespace (fixed inode number), "0::/" is the
- * host's root cgroup: every process of the machine is there, and cvm must
- * not rearrange it (unshare --pid from a shell on a host). A container's
- * own group, with or without its own cgroup namespace, is cvm's to use. */
-static bool in_host_root_cgroup(void)
-{
-	struct stat st;
-	char line[256] = "";
-	cleanup_file FILE *f = fopen("/proc/self/cgroup", "re");
-
-	if (stat("/proc/self/ns/cgroup", &st) < 0 || st.st_ino != 0xEFFFFFFBu)
-		return false;
-	while (f && fgets(line, sizeof(line), f))
-		if (!strcmp(line, "0::/\n"))
-			return true;
-	return false;
-}
-
 /* As PID 1 of the outer container, cvm owns its cgroup: a leaf for itself,
  * a delegated group with the limits for the workspace. Run any other way
  * (a shell, a test) it leaves the cgroups it was started in alone. */
@@ -337,7 +314,7 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	size_t n;
 	int fd;
 
-	if (getpid() != 1 || in_host_root_cgroup()) {
+	if (getpid() != 1 || cvm_cgroup_in_host_root()) {
 		log_debug("cgroup", "not PID 1 of a container (or in the host's root cgroup): the workspace "
 			  "stays in cvm's cgroup, without limits");
 		return 0;
