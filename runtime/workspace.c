@@ -258,9 +258,9 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 		 struct cvm_error *err)
 {
 	struct cvm_mounts_spec ms = {
-		.id_base = s->uid_base, .userns_fd = l->userns_fd, .dev_fuse = s->dev_fuse,
-		.dev_tun = s->dev_tun, .console_fd = s->console_fd, .mounts = s->mounts,
-		.n_mounts = s->n_mounts,
+		.id_base = s->uid_base, .id_count = s->uid_count, .userns_fd = l->userns_fd,
+		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun, .console_fd = s->console_fd,
+		.mounts = s->mounts, .n_mounts = s->n_mounts, .extras = s->extras,
 	};
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 

@@ -22,6 +22,8 @@
 _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_gpu_enable) == sizeof(int), "enum size");
+_Static_assert(CVM_GPU_AUTO == 0 && CVM_GPU_YES == 1 && CVM_GPU_NO == 2, "gpu_enable_names");
 
 enum key_type {
 	T_STRING,       /* any non-empty text */
@@ -37,7 +39,7 @@ enum key_type {
 
 /* SEC_MOUNT stays last: the named-section lookup stops at it. */
 enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_PROC,
-		  SEC_MOUNT };
+		  SEC_GPU, SEC_MOUNT };
 
 struct key;
 typedef int (*key_check)(const struct key *k, const char *value, const char *source,
@@ -61,12 +63,14 @@ static const char *const section_names[] = {
 	[SEC_DEVICES] = "devices",
 	[SEC_RESOURCES] = "resources",
 	[SEC_PROC] = "proc",
+	[SEC_GPU] = "gpu",
 	[SEC_MOUNT] = "mount",
 };
 
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const signal_target_names[] = { "child", "group", "all", NULL };
+static const char *const gpu_enable_names[] = { "auto", "yes", "no", NULL };
 
 /* Lists start out pointing here so that consumers can always walk them. */
 static char *empty_list[] = { NULL };
@@ -79,6 +83,10 @@ static int check_limit(const struct key *k, const char *value, const char *sourc
 		       struct cvm_error *err);
 static int check_proc_files(const struct key *k, const char *value, const char *source,
 			    struct cvm_error *err);
+static int check_gpu_devices(const struct key *k, const char *value, const char *source,
+			     struct cvm_error *err);
+static int check_auto_or_path(const struct key *k, const char *value, const char *source,
+			      struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -145,6 +153,18 @@ static const struct key keys[] = {
 	  "list from the workspace's cgroup" },
 	{ SEC_PROC, "files", T_NAME_LIST, CFG(proc_files), CFG(n_proc_files), NULL, NULL,
 	  check_proc_files, "which of them (unset: all)" },
+
+	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_enable_names, NULL,
+	  "NVIDIA GPUs inside: auto (when the outer container has them), yes, or no" },
+	{ SEC_GPU, "visible_devices", T_STRING, CFG(gpu_visible_devices), 0, NULL, NULL,
+	  check_gpu_devices, "all, none, or GPU indices / UUIDs, comma separated "
+	  "(unset: NVIDIA_VISIBLE_DEVICES, else all)" },
+	{ SEC_GPU, "host_lib_dir", T_PATH, CFG(gpu_host_lib_dir), 0, NULL, NULL, NULL,
+	  "outer dir holding the node's driver libraries (unset: /usr/local/nvidia/lib64 when "
+	  "present, plus what the NVIDIA runtime mounted)" },
+	{ SEC_GPU, "inner_lib_dir", T_STRING, CFG(gpu_inner_lib_dir), 0, "auto", NULL,
+	  check_auto_or_path, "where the libraries go inside: auto (from the image's "
+	  "os-release) or an absolute path" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -659,6 +679,36 @@ static int check_proc_files(const struct key *k, const char *value, const char *
 	return 0;
 }
 
+/* NVIDIA_VISIBLE_DEVICES syntax: all, none, void, or a list of indices and
+ * GPU-/MIG- UUIDs (which ones exist is checked when planning). */
+static int check_gpu_devices(const struct key *k, const char *value, const char *source,
+			     struct cvm_error *err)
+{
+	char copy[1024], *save = NULL;
+
+	if (!strcmp(value, "all") || !strcmp(value, "none") || !strcmp(value, "void"))
+		return 0;
+	snprintf(copy, sizeof(copy), "%s", value);
+	for (char *w = strtok_r(copy, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+		if (strspn(w, "0123456789") == strlen(w) || !strncasecmp(w, "GPU-", 4) ||
+		    !strncasecmp(w, "MIG-", 4))
+			continue;
+		return cvm_error_set(err, 0, "%s: bad entry '%s' for %s: expected all, none, void, "
+				     "or GPU indices and UUIDs (GPU-...) separated by commas", source,
+				     w, k->name);
+	}
+	return 0;
+}
+
+static int check_auto_or_path(const struct key *k, const char *value, const char *source,
+			      struct cvm_error *err)
+{
+	if (!strcmp(value, "auto") || value[0] == '/')
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected auto or an absolute path",
+			     source, value, k->name);
+}
+
 /* ---- init / free ------------------------------------------------------ */
 
 static void init_key(const struct key *k, void *base)
@@ -718,6 +768,7 @@ void cvm_config_init(struct cvm_config *c)
 	init_section(c, SEC_DEVICES);
 	init_section(c, SEC_RESOURCES);
 	init_section(c, SEC_PROC);
+	init_section(c, SEC_GPU);
 }
 
 void cvm_config_free(struct cvm_config *c)
@@ -729,6 +780,7 @@ void cvm_config_free(struct cvm_config *c)
 	free_section(c, SEC_DEVICES);
 	free_section(c, SEC_RESOURCES);
 	free_section(c, SEC_PROC);
+	free_section(c, SEC_GPU);
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		free_section(&c->mounts[i], SEC_MOUNT);
 		free(c->mounts[i].name);
@@ -801,7 +853,7 @@ static struct cvm_mount *find_or_add_mount(struct cvm_config *c, const char *nam
 static int unknown_section(const char *section, const char *key, const char *source,
 			   struct cvm_error *err)
 {
-	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc] or [mount \"NAME\"]";
+	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc], [gpu] or [mount \"NAME\"]";
 
 	if (section[0] == '\0')
 		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",

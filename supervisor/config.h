@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../gpu/gpu.h"
 #include "../runtime/error.h"
 
 #define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
@@ -80,6 +81,12 @@ struct cvm_config {
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
 
+	/* [gpu]: see gpu/gpu.h */
+	enum cvm_gpu_enable gpu_enable;
+	char *gpu_visible_devices;      /* NULL: NVIDIA_VISIBLE_DEVICES, else all */
+	char *gpu_host_lib_dir;         /* NULL: /usr/local/nvidia/lib64 when present */
+	char *gpu_inner_lib_dir;        /* "auto" or an absolute path */
+
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;
 	size_t n_mounts;
@@ -92,8 +99,8 @@ struct cvm_config {
 void cvm_config_init(struct cvm_config *c);
 void cvm_config_free(struct cvm_config *c);
 
-/* Set one key. @section is "supervisor", "workspace", "devices", or
- * "mount NAME"; @source names where the value came from and prefixes every
+/* Set one key. @section is "supervisor", "workspace", "devices",
+ * "resources", "proc", "gpu" or "mount NAME"; @source names where the value came from and prefixes every
  * error. Returns 0 or -1 with @err filled. */
 int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
 		   const char *value, const char *source, struct cvm_error *err);
