@@ -140,6 +140,14 @@ t_users_can_open_the_nodes_and_restart_works() {
 			{ say "run with visible_devices=$devs:"; sed 's/^/      | /' out err >&2; return 1; }
 	done
 	grep -q "gpu: GPUs 1 (visible_devices=1)" err || { say "NVIDIA_VISIBLE_DEVICES=1 not honoured"; cat err >&2; return 1; }
+	# The GPU gone, what the GPU starts left in the state goes too: no
+	# empty libcuda.so.1 for a program to trip over ("file too short").
+	[ -L state/upper/usr/lib/x86_64-linux-gnu/libcuda.so.1 ] || { say "no link in the state"; return 1; }
+	gws -- --rootfs "$GPU_ROOTFS" --state "$PWD/state" -- \
+		sh -c 'ls /usr/lib/x86_64-linux-gnu; cuda-probe; true' || return 1
+	has "libc.so.6" && has "libcuda: not loaded: libcuda.so.1: cannot open shared object file: No such file or directory" ||
+		return 1
+	[ -z "$(find state/upper -name 'libcuda*')" ] || { say "left in the state:"; find state/upper >&2; return 1; }
 }
 
 t_errors_before_anything_starts() {
