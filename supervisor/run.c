@@ -77,7 +77,7 @@ static const struct run_flag run_flags[] = {
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
 	{ "gpu", 0, NULL, "gpu", "enable", "yes",
-	  "give it the NVIDIA GPUs, or fail (default auto: when the outer container has them)" },
+	  "require the NVIDIA GPUs (default: them when the outer container has them)" },
 	{ "cpus", 0, "N", "resources", "cpus", NULL,
 	  "CPU limit, like 0.5 or 4; auto (default): the outer container's" },
 	{ "memory", 'm', "SIZE", "resources", "memory", NULL,
@@ -125,12 +125,14 @@ static void run_usage(FILE *out)
 	      "\n"
 	      "Every option is also a config key: [supervisor] stop_timeout = 30s in\n"
 	      "the INI file, or CVM_SUPERVISOR_STOP_TIMEOUT=30s in the environment\n"
-	      "(--volume is a [mount \"NAME\"] section).\n"
+	      "(--volume is a [mount \"NAME\"] section; [gpu] has visible_devices,\n"
+	      "host_lib_dir and inner_lib_dir, see examples/cvm.ini).\n"
 	      "Precedence: defaults < file < environment < flags.\n"
 	      "\n"
 	      "Examples:\n"
 	      "  cvm run --rootfs /img --state /data  a workspace; changes kept in /data\n"
 	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
+	      "  cvm run -r /img -s /data --gpu        with the outer container's NVIDIA GPUs\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
 	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n",
