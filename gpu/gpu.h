@@ -82,7 +82,9 @@ struct cvm_gpu_plan {
 };
 
 /* Plan the GPU setup for the image at @rootfs_fd (its /etc/os-release picks
- * the library dir; its files are checked for clashes). A disabled plan
+ * the library dir; its files are checked for clashes). @rootfs_fd < 0: no
+ * image (cvm check without one): /usr/lib unless inner_lib_dir says else,
+ * no clash checks. A disabled plan
  * (enable = no, or auto without devices) is a success with enabled false.
  * Returns 0, or -1 with @err saying what is wrong and what to do; the plan
  * is then empty. Free with cvm_gpu_plan_free() either way. */

@@ -51,6 +51,18 @@ static bool planned(const struct cvm_gpu_plan *p, const char *inner)
 	return false;
 }
 
+/* Both copies or neither. */
+static int dup_pair(char **a, const char *x, char **b, const char *y, struct cvm_error *err)
+{
+	*a = strdup(x);
+	*b = strdup(y);
+	if (*a && *b)
+		return 0;
+	free(*a);
+	free(*b);
+	return cvm_error_set(err, ENOMEM, "gpu");
+}
+
 int gpu_add_node(struct cvm_gpu_plan *p, const char *outer, const char *inner,
 		 const struct stat *st, struct cvm_error *err)
 {
@@ -63,13 +75,10 @@ int gpu_add_node(struct cvm_gpu_plan *p, const char *outer, const char *inner,
 		return cvm_error_set(err, ENOMEM, "gpu");
 	p->nodes = g;
 	g = &p->nodes[p->n_nodes];
-	*g = (struct cvm_gpu_node){ strdup(outer), strdup(inner), st->st_rdev, st->st_mode & 07777,
-				    st->st_uid, st->st_gid };
-	if (!g->outer || !g->inner) {
-		free(g->outer);
-		free(g->inner);
-		return cvm_error_set(err, ENOMEM, "gpu");
-	}
+	*g = (struct cvm_gpu_node){ .rdev = st->st_rdev, .mode = st->st_mode & 07777,
+				    .uid = st->st_uid, .gid = st->st_gid };
+	if (dup_pair(&g->outer, outer, &g->inner, inner, err) < 0)
+		return -1;
 	p->n_nodes++;
 	return 0;
 }
@@ -85,12 +94,9 @@ int gpu_add_file(struct cvm_gpu_plan *p, const char *outer, const char *inner,
 		return cvm_error_set(err, ENOMEM, "gpu");
 	p->files = f;
 	f = &p->files[p->n_files];
-	*f = (struct cvm_gpu_file){ strdup(outer), strdup(inner), kind };
-	if (!f->outer || !f->inner) {
-		free(f->outer);
-		free(f->inner);
-		return cvm_error_set(err, ENOMEM, "gpu");
-	}
+	f->kind = kind;
+	if (dup_pair(&f->outer, outer, &f->inner, inner, err) < 0)
+		return -1;
 	p->n_files++;
 	return 0;
 }
@@ -106,12 +112,8 @@ int gpu_add_link(struct cvm_gpu_plan *p, const char *inner, const char *target,
 		return cvm_error_set(err, ENOMEM, "gpu");
 	p->links = l;
 	l = &p->links[p->n_links];
-	*l = (struct cvm_gpu_link){ strdup(inner), strdup(target) };
-	if (!l->inner || !l->target) {
-		free(l->inner);
-		free(l->target);
-		return cvm_error_set(err, ENOMEM, "gpu");
-	}
+	if (dup_pair(&l->inner, inner, &l->target, target, err) < 0)
+		return -1;
 	p->n_links++;
 	return 0;
 }
@@ -255,6 +257,8 @@ static int check_clash(int rootfs_fd, const char *inner, struct cvm_error *err)
 
 static int check_image(const struct cvm_gpu_plan *p, int rootfs_fd, struct cvm_error *err)
 {
+	if (rootfs_fd < 0)
+		return 0;
 	for (size_t i = 0; i < p->n_files; i++)
 		if (check_clash(rootfs_fd, p->files[i].inner, err) < 0)
 			return -1;

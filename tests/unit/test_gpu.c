@@ -509,6 +509,12 @@ START_TEST(the_plan_prints_for_people)
 	fclose(f);
 	ck_assert_str_eq(buf, "gpu: off: [gpu] enable = no\n");
 	free(buf);
+	/* No image at all (cvm check without one): the plan still comes. */
+	cvm_gpu_plan_free(&plan);
+	c.enable = CVM_GPU_AUTO;
+	ck_assert_msg(cvm_gpu_plan_make(&c, &h, -1, &plan, &err) == 0, "%s", err.msg);
+	ck_assert(plan.enabled);
+	ck_assert_ptr_nonnull(file_at("/usr/lib/libcuda.so.535.104.05"));
 }
 END_TEST
 
