@@ -238,8 +238,11 @@ int gpu_plan_devices(struct cvm_gpu_plan *p, const struct cvm_gpu_host *h,
 
 	if (!l)
 		return cvm_error_set(err, ENOMEM, "gpu");
-	if (!h->driver_dir || from_driver_info(h->driver_dir, l) < 0)
+	/* An empty gpus dir (masked, or a driver without the files): the nodes. */
+	if (!h->driver_dir || from_driver_info(h->driver_dir, l) < 0 || l->n == 0) {
+		*l = (struct gpu_list){ .n = 0 };
 		from_dev_nodes(h->dev_dir, l);
+	}
 	if (select_gpus(l, h->dev_dir, visible, err) < 0 ||
 	    add_node(p, h->dev_dir, "nvidiactl", true, err) < 0)
 		return -1;

@@ -316,6 +316,29 @@ START_TEST(visible_devices_by_index_and_uuid)
 }
 END_TEST
 
+/* Without the driver's /proc files (or with an empty gpus dir), the nodes
+ * present are the GPUs, in minor order, and UUIDs cannot be resolved. */
+START_TEST(without_driver_info_the_nodes_count)
+{
+	char empty[128];
+	struct cvm_gpu_config c = { .host_lib_dir = lib, .visible_devices = "1" };
+	struct cvm_gpu_host h = host(NULL);
+
+	snprintf(empty, sizeof(empty), "%s/driver", tmp);
+	tmptree_put(tmp, "driver/gpus/.keep", "");
+	h.driver_dir = empty;
+	ck_assert_msg(make(&c, &h) == 0, "%s", err.msg);
+	ck_assert_ptr_nonnull(node_at("nvidia1"));
+	ck_assert_ptr_null(node_at("nvidia0"));
+	ck_assert_ptr_null(node_at("dri/renderD129"));          /* bus unknown */
+	cvm_gpu_plan_free(&plan);
+	h.driver_dir = NULL;
+	c.visible_devices = "GPU-aaaaaaaa-1111-2222-3333-444444444444";
+	ck_assert_int_eq(make(&c, &h), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "select GPUs by index"));
+}
+END_TEST
+
 START_TEST(visible_devices_errors)
 {
 	struct cvm_gpu_config c = { .host_lib_dir = lib, .visible_devices = "0,5" };
@@ -531,6 +554,7 @@ static Suite *gpu_suite(void)
 	tcase_add_test(t, rhel_and_other_images_pick_their_lib_dir);
 	tcase_add_test(t, all_devices_with_their_render_nodes);
 	tcase_add_test(t, visible_devices_by_index_and_uuid);
+	tcase_add_test(t, without_driver_info_the_nodes_count);
 	tcase_add_test(t, visible_devices_errors);
 	tcase_add_test(t, nvidia_visible_devices_is_honoured);
 	tcase_add_test(t, enable_auto_yes_no);
