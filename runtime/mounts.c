@@ -159,6 +159,38 @@ static int make_node(int dev_fd, const struct dev_node *n, uint32_t base, bool r
 	return 0;
 }
 
+/* An outer id shown inside as the same id when the range holds it, else
+ * as the workspace's root (never as nobody, which nobody inside can use). */
+static uint32_t inner_owner(const struct cvm_mounts_spec *s, uint32_t outer)
+{
+	return s->id_base + (outer < s->id_count ? outer : 0);
+}
+
+/* The extra nodes (GPUs): the outer node's number, mode and owners, in
+ * subdirectories (nvidia-caps/, dri/) where named so. */
+static int make_extra_nodes(int dev_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
+{
+	for (size_t i = 0; s->extras && i < s->extras->n_nodes; i++) {
+		const struct cvm_ws_node *n = &s->extras->nodes[i];
+		char dir[256];
+		const char *slash = strrchr(n->inner, '/');
+
+		if (slash) {
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - n->inner), n->inner);
+			if ((mkdirat(dev_fd, dir, 0755) < 0 && errno != EEXIST) ||
+			    fchownat(dev_fd, dir, s->id_base, s->id_base, AT_SYMLINK_NOFOLLOW) < 0)
+				return cvm_error_set(err, errno, "/dev/%s", dir);
+		}
+		if (mknodat(dev_fd, n->inner, S_IFCHR | (n->mode & 0777), n->rdev) < 0 ||
+		    fchmodat(dev_fd, n->inner, n->mode & 0777, 0) < 0)
+			return cvm_error_set(err, errno, "mknod /dev/%s (for %s)", n->inner, n->outer);
+		if (fchownat(dev_fd, n->inner, inner_owner(s, n->uid), inner_owner(s, n->gid),
+			     AT_SYMLINK_NOFOLLOW) < 0)
+			return cvm_error_set(err, errno, "chown /dev/%s", n->inner);
+	}
+	return 0;
+}
+
 static int make_dev_nodes(int dev_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	static const struct dev_node std[] = {
@@ -186,7 +218,7 @@ static int make_dev_nodes(int dev_fd, const struct cvm_mounts_spec *s, struct cv
 		if (symlinkat(links[i][1], dev_fd, links[i][0]) < 0 ||
 		    fchownat(dev_fd, links[i][0], s->id_base, s->id_base, AT_SYMLINK_NOFOLLOW) < 0)
 			return cvm_error_set(err, errno, "symlink /dev/%s", links[i][0]);
-	return 0;
+	return make_extra_nodes(dev_fd, s, err);
 }
 
 /* A fully visible proc and sysfs instance, kept under /dev where nothing
@@ -327,6 +359,89 @@ static int mount_volume(int root_fd, const struct cvm_ws_mount *m, int userns_fd
 	return 0;
 }
 
+/* The directory of @path inside the root (made when missing) and the last
+ * name in @name. What a previous start left at the name (cvm's own symlink,
+ * or the empty mount point of a file bound then) is removed when @clear
+ * says so; whoever planned checked that the image itself has nothing there. */
+static int open_parent(int root_fd, const char *path, char *name, size_t size, bool clear,
+		       struct cvm_error *err)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	int pfd;
+
+	if (!slash || !slash[1] || (size_t)(slash - path) >= sizeof(dir))
+		return cvm_error_set(err, EINVAL, "%s", path);
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	snprintf(name, size, "%s", slash + 1);
+	pfd = cvm_root_open(root_fd, dir, CVM_ROOT_DIR, S_IFDIR, err);
+	if (pfd < 0 || !clear || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return pfd;
+	if ((S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0)) &&
+	    unlinkat(pfd, name, 0) < 0) {
+		close(pfd);
+		return cvm_error_set(err, errno, "remove the old %s", path);
+	}
+	return pfd;
+}
+
+/* Bind @f read-only. Idmapped when its filesystem allows, so that files of
+ * the node's root show as root's inside; else a plain bind (nobody's). */
+static int bind_extra_file(int root_fd, const struct cvm_ws_file *f, int userns_fd,
+			   struct cvm_error *err)
+{
+	struct cvm_mount_attr a = {
+		.attr_set = CVM_MOUNT_ATTR_RDONLY | CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV |
+			    CVM_MOUNT_ATTR_IDMAP,
+		.userns_fd = (uint64_t)userns_fd,
+	};
+	char name[256];
+	struct stat st;
+	cleanup_close int mfd = sys_open_tree(AT_FDCWD, f->source, CVM_OPEN_TREE_CLONE |
+					      CVM_OPEN_TREE_CLOEXEC);
+	cleanup_close int pfd = -1;
+
+	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode))
+		return cvm_error_set(err, mfd < 0 ? errno : EINVAL, "bind %s", f->source);
+	if (sys_mount_setattr(mfd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0) {
+		a.attr_set &= ~(uint64_t)CVM_MOUNT_ATTR_IDMAP;
+		if (sys_mount_setattr(mfd, "", AT_EMPTY_PATH, &a, sizeof(a)) < 0)
+			return cvm_error_set(err, errno, "bind %s: read-only", f->source);
+	}
+	pfd = open_parent(root_fd, f->target, name, sizeof(name), true, err);
+	if (pfd < 0)
+		return -1;
+	if (cvm_mount_at(mfd, root_fd, f->target, S_IFREG, err) < 0)
+		return cvm_error_prefix(err, "bind %s", f->source);
+	return 0;
+}
+
+static int make_extra_link(int root_fd, const struct cvm_ws_link *l, struct cvm_error *err)
+{
+	char name[256];
+	cleanup_close int pfd = open_parent(root_fd, l->path, name, sizeof(name), true, err);
+
+	if (pfd < 0)
+		return -1;
+	if (symlinkat(l->target, pfd, name) < 0)
+		return cvm_error_set(err, errno, "symlink %s -> %s", l->path, l->target);
+	return 0;
+}
+
+static int apply_extras(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
+{
+	const struct cvm_ws_extras *x = s->extras;
+
+	for (size_t i = 0; x && i < x->n_links; i++)
+		if (make_extra_link(root_fd, &x->links[i], err) < 0)
+			return -1;
+	for (size_t i = 0; x && i < x->n_files; i++)
+		if (bind_extra_file(root_fd, &x->files[i], s->userns_fd, err) < 0)
+			return -1;
+	return 0;
+}
+
 int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	static const char *const no_opts[] = { NULL };
@@ -346,6 +461,8 @@ int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	for (size_t i = 0; i < s->n_mounts; i++)
 		if (mount_volume(root_fd, &s->mounts[i], s->userns_fd, err) < 0)
 			return -1;
+	if (apply_extras(root_fd, s, err) < 0)
+		return cvm_error_prefix(err, "gpu");
 	if (mask_paths(root_fd, err) < 0 || readonly_paths_apply(root_fd, err) < 0)
 		return -1;
 	return 0;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -16,14 +17,46 @@ struct cvm_ws_mount {
 	bool readonly;
 };
 
+/* Extra pieces from outside (the GPU plan): character devices recreated
+ * under /dev, regular files bound read-only, symlinks made in the rootfs. */
+struct cvm_ws_node {
+	const char *outer;      /* the outer container's node, for messages */
+	const char *inner;      /* relative to /dev: nvidia0, dri/renderD128 */
+	dev_t rdev;
+	mode_t mode;            /* permission bits */
+	uid_t uid;              /* outer owner; shown inside as the same id */
+	gid_t gid;
+};
+
+struct cvm_ws_file {
+	const char *source;     /* absolute outer path of a regular file */
+	const char *target;     /* absolute path inside */
+};
+
+struct cvm_ws_link {
+	const char *path;       /* absolute path inside */
+	const char *target;     /* what it points to */
+};
+
+struct cvm_ws_extras {
+	const struct cvm_ws_node *nodes;
+	size_t n_nodes;
+	const struct cvm_ws_file *files;
+	size_t n_files;
+	const struct cvm_ws_link *links;
+	size_t n_links;
+};
+
 struct cvm_mounts_spec {
 	uint32_t id_base;       /* outer id of the workspace's root */
+	uint32_t id_count;      /* size of the workspace's id range */
 	int userns_fd;          /* the workspace's user namespace, for idmaps */
 	bool dev_fuse;
 	bool dev_tun;
 	int console_fd;         /* a terminal to show as /dev/console, or -1 */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
+	const struct cvm_ws_extras *extras;     /* NULL: none */
 };
 
 /* Build every mount under @root_fd. Runs as outer root in the workspace's

@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,4 +105,32 @@ int cvm_root_open(int root_fd, const char *path, enum cvm_root_create create,
 		return cvm_error_set(err, ENOTDIR, "%s is not a %s", path,
 				     want_type == S_IFDIR ? "directory" : "regular file");
 	return steal_fd(&fd);
+}
+
+int cvm_root_lstat(int root_fd, const char *path, struct stat *st)
+{
+	cleanup_close int fd = open_in_root(root_fd, path, O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	return fstat(fd, st);
+}
+
+int cvm_root_open_read(int root_fd, const char *path, struct cvm_error *err)
+{
+	cleanup_close int fd = open_in_root(root_fd, path, 0);
+	char proc[64];
+	struct stat st;
+	int r;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return cvm_error_set(err, errno, "%s", path);
+	if (!S_ISREG(st.st_mode))
+		return cvm_error_set(err, EINVAL, "%s is not a regular file", path);
+	/* Reopening the O_PATH fd reads exactly the file resolved above. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	r = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (r < 0)
+		return cvm_error_set(err, errno, "%s", path);
+	return r;
 }

@@ -23,4 +23,14 @@ enum cvm_root_create {
 int cvm_root_open(int root_fd, const char *path, enum cvm_root_create create,
 		  mode_t want_type, struct cvm_error *err);
 
+/* lstat(2) of @path inside @root_fd: parents resolve inside the root, the
+ * last component is not followed. 0, or -1 with errno set. */
+int cvm_root_lstat(int root_fd, const char *path, struct stat *st);
+
+/* Open the regular file @path inside @root_fd for reading, following
+ * symlinks (all of them resolved inside the root: /etc/os-release is
+ * "../usr/lib/os-release" on most images). A FIFO or device is refused
+ * before it is opened, so an image cannot make the reader block. */
+int cvm_root_open_read(int root_fd, const char *path, struct cvm_error *err);
+
 #endif

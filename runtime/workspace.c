@@ -36,6 +36,7 @@
 #include "idmap.h"
 #include "mounts.h"
 #include "procfs/server.h"
+#include "rootpath.h"
 #include "syscalls.h"
 #include "workspace.h"
 
@@ -277,9 +278,9 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 		 struct cvm_error *err)
 {
 	struct cvm_mounts_spec ms = {
-		.id_base = s->uid_base, .userns_fd = l->userns_fd, .dev_fuse = s->dev_fuse,
-		.dev_tun = s->dev_tun, .console_fd = s->console_fd, .mounts = s->mounts,
-		.n_mounts = s->n_mounts,
+		.id_base = s->uid_base, .id_count = s->uid_count, .userns_fd = l->userns_fd,
+		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun, .console_fd = s->console_fd,
+		.mounts = s->mounts, .n_mounts = s->n_mounts, .extras = s->extras,
 	};
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 
@@ -466,6 +467,74 @@ static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct 
 	return 0;
 }
 
+/* The driver files and links of a GPU plan are made in the overlay, so they
+ * land in the upper layer: mount points (empty files) and symlinks. Left
+ * there after the GPU is gone (or the driver changed), libcuda.so.1 would
+ * name an empty file and fail as "file too short" instead of "not found".
+ * So each start lists them in STATE/extras.list, and the next start
+ * removes what the last one listed, before the overlay is mounted. Only
+ * symlinks and empty files go, found inside the upper layer (the workspace
+ * wrote there: its symlinks must not lead the removal elsewhere). */
+#define EXTRAS_LIST "extras.list"
+
+static void remove_leftover(int upper_fd, const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+	struct cvm_error e = { 0 };
+	cleanup_close int pfd = -1;
+
+	if (path[0] != '/' || !slash || !slash[1] || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	pfd = cvm_root_open(upper_fd, dir, CVM_ROOT_NOCREATE, S_IFDIR, &e);
+	if (pfd < 0 || fstatat(pfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size == 0))
+		unlinkat(pfd, slash + 1, 0);
+}
+
+static void remove_old_extras(int state_fd)
+{
+	cleanup_close int upper = openat(state_fd, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(state_fd, EXTRAS_LIST, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	cleanup_file FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	char line[4096];
+
+	if (fd >= 0 && !f)
+		close(fd);
+	while (upper >= 0 && f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		remove_leftover(upper, line);
+	}
+}
+
+static int list_extras(const struct cvm_ws_spec *s, int state_fd, struct cvm_error *err)
+{
+	const struct cvm_ws_extras *x = s->extras;
+	cleanup_close int fd = -1;
+	cleanup_file FILE *f = NULL;
+
+	remove_old_extras(state_fd);
+	if (unlinkat(state_fd, EXTRAS_LIST, 0) < 0 && errno != ENOENT)
+		return cvm_error_set(err, errno, "%s/%s", s->state, EXTRAS_LIST);
+	if (!x || x->n_files + x->n_links == 0)
+		return 0;
+	fd = openat(state_fd, EXTRAS_LIST, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f)
+		return cvm_error_set(err, errno, "%s/%s", s->state, EXTRAS_LIST);
+	steal_fd(&fd);
+	for (size_t i = 0; i < x->n_files; i++)
+		fprintf(f, "%s\n", x->files[i].target);
+	for (size_t i = 0; i < x->n_links; i++)
+		fprintf(f, "%s\n", x->links[i].path);
+	if (fflush(f) != 0)
+		return cvm_error_set(err, errno, "%s/%s", s->state, EXTRAS_LIST);
+	return 0;
+}
+
 static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 {
 	cleanup_close int fd = -1;
@@ -479,7 +548,7 @@ static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 	if ((mkdirat(fd, "upper", 0755) < 0 && errno != EEXIST) ||
 	    (mkdirat(fd, "work", 0700) < 0 && errno != EEXIST))
 		return cvm_error_set(err, errno, "state dir %s", s->state);
-	return 0;
+	return list_extras(s, fd, err);
 }
 
 static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers *l,

@@ -24,6 +24,7 @@ struct cvm_ws_spec {
 	char *const *procfs_files;      /* which of its files to bind; NULL or empty: all */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
+	const struct cvm_ws_extras *extras;     /* GPU nodes, files, links; or NULL */
 	/* One line of news from the outer side (the fallback copy's progress). */
 	void (*note)(const char *line, void *arg);
 	void *note_arg;

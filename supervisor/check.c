@@ -2,6 +2,7 @@
  * comes from trying the real thing (runtime/hostcheck.c), never from
  * guessing by version or file existence alone. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <glob.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "resources.h"
 #include "cvm-version.h"
+#include "gpu/gpu.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
@@ -40,6 +42,7 @@ struct report {
 	struct check items[MAX_CHECKS];
 	size_t n;
 	const struct cvm_config *c;
+	char *gpu_plan;                 /* gpu/'s plan, as it prints it; NULL: none */
 };
 
 static const char *const status_names[] = { "ok", "info", "warn", "missing" };
@@ -499,21 +502,37 @@ static void check_seccomp(struct report *r)
 }
 
 /* Informational: whether there is a GPU to hand in. */
+/* What a GPU workspace would get here, planned by gpu/ exactly as cvm run
+ * plans it (with the image when one is given). */
 static void check_gpu(struct report *r)
 {
-	glob_t g;
-	char list[1024] = "";
+	const struct cvm_config *c = r->c;
+	struct cvm_gpu_config gc = { c->gpu_enable, c->gpu_visible_devices, c->gpu_host_lib_dir,
+				     c->gpu_inner_lib_dir };
+	struct cvm_gpu_plan plan = { 0 };
+	struct cvm_gpu_host h;
+	struct cvm_error err = { 0 };
+	int root_fd = c->rootfs ? open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	size_t len = 0;
 
-	if (glob("/dev/nvidia*", 0, NULL, &g) != 0) {
-		add(r, "gpu", CVM_CHECK_INFO, NULL, "no /dev/nvidia* devices");
-		return;
+	cvm_gpu_host_default(&h, environ);
+	if (cvm_gpu_plan_make(&gc, &h, root_fd, &plan, &err) < 0) {
+		add(r, "gpu", c->gpu_enable == CVM_GPU_YES ? CVM_CHECK_MISSING : CVM_CHECK_WARN,
+		    "see the message; or set [gpu] enable = no", "%s", err.msg);
+	} else if (!plan.enabled) {
+		add(r, "gpu", CVM_CHECK_INFO, NULL, "off: %s", plan.why);
+	} else {
+		FILE *f = open_memstream(&r->gpu_plan, &len);
+		if (f) {
+			cvm_gpu_plan_print(f, &plan);
+			fclose(f);
+		}
+		add(r, "gpu", CVM_CHECK_OK, NULL, "%s: %zu device nodes, %zu driver files into %s",
+		    plan.why, plan.n_nodes, plan.n_files, plan.inner_lib_dir);
 	}
-	for (size_t i = 0; i < g.gl_pathc && strlen(list) + 2 < sizeof(list); i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? " " : "",
-			 g.gl_pathv[i]);
-	globfree(&g);
-	/* LEAD (merge): gpu/'s plan printer goes here: what a GPU workspace gets. */
-	add(r, "gpu", CVM_CHECK_INFO, NULL, "NVIDIA devices: %s", list);
+	cvm_gpu_plan_free(&plan);
+	if (root_fd >= 0)
+		close(root_fd);
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -633,6 +652,8 @@ static void print_text(const struct report *r)
 		printf("%-8s %-18s %s%s%s\n", cvm_check_status_name(c->status), c->name, c->why,
 		       c->fix[0] ? " -- to fix: " : "", c->fix);
 	}
+	if (r->gpu_plan)
+		printf("\nGPU plan:\n%s", r->gpu_plan);
 	print_caps_text();
 	print_seccomp_text(r->c);
 	if (w == CVM_CHECK_MISSING) {
@@ -670,7 +691,8 @@ static void print_json(const struct report *r)
 		print_json_string(c->fix);
 		fputs("}", stdout);
 	}
-	fputs("\n]", stdout);
+	fputs("\n],\n\"gpu_plan\": ", stdout);
+	print_json_string(r->gpu_plan);
 	print_security_json(r->c);
 	fputs("}\n", stdout);
 }

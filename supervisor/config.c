@@ -23,7 +23,8 @@
 _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum cvm_gpu_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_gpu_enable) == sizeof(int), "enum size");
+_Static_assert(CVM_GPU_AUTO == 0 && CVM_GPU_YES == 1 && CVM_GPU_NO == 2, "gpu_enable_names");
 
 enum key_type {
 	T_STRING,       /* any non-empty text */
@@ -73,7 +74,7 @@ static const char *const section_names[] = {
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const signal_target_names[] = { "child", "group", "all", NULL };
-static const char *const gpu_mode_names[] = { "auto", "yes", "no", NULL };
+static const char *const gpu_enable_names[] = { "auto", "yes", "no", NULL };
 
 /* Lists start out pointing here so that consumers can always walk them. */
 static char *empty_list[] = { NULL };
@@ -88,6 +89,10 @@ static int check_proc_files(const struct key *k, const char *value, const char *
 			    struct cvm_error *err);
 static int check_syscalls(const struct key *k, const char *value, const char *source,
 			  struct cvm_error *err);
+static int check_gpu_devices(const struct key *k, const char *value, const char *source,
+			     struct cvm_error *err);
+static int check_auto_or_path(const struct key *k, const char *value, const char *source,
+			      struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -157,13 +162,17 @@ static const struct key keys[] = {
 	{ SEC_PROC, "files", T_NAME_LIST, CFG(proc_files), CFG(n_proc_files), NULL, NULL,
 	  check_proc_files, "which of them (unset: all)" },
 
-	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_mode_names, NULL,
-	  "pass the outer container's NVIDIA GPUs in: auto (when there are some), yes, no" },
+	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_enable_names, NULL,
+	  "NVIDIA GPUs inside: auto (when the outer container has them), yes, or no" },
+	{ SEC_GPU, "visible_devices", T_STRING, CFG(gpu_visible_devices), 0, NULL, NULL,
+	  check_gpu_devices, "all, none, or GPU indices / UUIDs, comma separated "
+	  "(unset: NVIDIA_VISIBLE_DEVICES, else all)" },
 	{ SEC_GPU, "host_lib_dir", T_PATH, CFG(gpu_host_lib_dir), 0, NULL, NULL, NULL,
-	  "where the node's /usr/lib is mounted in the outer container (driver libraries)" },
-	{ SEC_GPU, "inner_lib_dir", T_PATH, CFG(gpu_inner_lib_dir), 0, NULL, NULL, NULL,
-	  "where the driver libraries go inside; unset: the image's lib dir" },
-
+	  "outer dir holding the node's driver libraries (unset: /usr/local/nvidia/lib64 when "
+	  "present, plus what the NVIDIA runtime mounted)" },
+	{ SEC_GPU, "inner_lib_dir", T_STRING, CFG(gpu_inner_lib_dir), 0, "auto", NULL,
+	  check_auto_or_path, "where the libraries go inside: auto (from the image's "
+	  "os-release) or an absolute path" },
 	{ SEC_BOOTSTRAP, "script", T_STRING, CFG(bootstrap_script), 0, NULL, NULL, NULL,
 	  "shell script run inside as the user once the workspace is up", true },
 
@@ -693,6 +702,36 @@ static int check_syscalls(const struct key *k, const char *value, const char *so
 					     source, w, k->name);
 	}
 	return 0;
+}
+
+/* NVIDIA_VISIBLE_DEVICES syntax: all, none, void, or a list of indices and
+ * GPU-/MIG- UUIDs (which ones exist is checked when planning). */
+static int check_gpu_devices(const struct key *k, const char *value, const char *source,
+			     struct cvm_error *err)
+{
+	char copy[1024], *save = NULL;
+
+	if (!strcmp(value, "all") || !strcmp(value, "none") || !strcmp(value, "void"))
+		return 0;
+	snprintf(copy, sizeof(copy), "%s", value);
+	for (char *w = strtok_r(copy, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+		if (strspn(w, "0123456789") == strlen(w) || !strncasecmp(w, "GPU-", 4) ||
+		    !strncasecmp(w, "MIG-", 4))
+			continue;
+		return cvm_error_set(err, 0, "%s: bad entry '%s' for %s: expected all, none, void, "
+				     "or GPU indices and UUIDs (GPU-...) separated by commas", source,
+				     w, k->name);
+	}
+	return 0;
+}
+
+static int check_auto_or_path(const struct key *k, const char *value, const char *source,
+			      struct cvm_error *err)
+{
+	if (!strcmp(value, "auto") || value[0] == '/')
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected auto or an absolute path",
+			     source, value, k->name);
 }
 
 /* ---- init / free ------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../gpu/gpu.h"
 #include "../runtime/error.h"
 
 #define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
@@ -21,8 +22,6 @@
 	"loadavg", "diskstats"
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
-/* [gpu] enable: auto = pass GPUs through when the outer container has some. */
-enum cvm_gpu_mode { CVM_GPU_AUTO = 0, CVM_GPU_YES, CVM_GPU_NO };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
 
 /* Who gets the signals cvm forwards. */
@@ -84,10 +83,11 @@ struct cvm_config {
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
 
-	/* [gpu]: read and validated; passthrough itself comes with gpu/ */
-	enum cvm_gpu_mode gpu_enable;
-	char *gpu_host_lib_dir;         /* where the node's /usr/lib is mounted in the outer container */
-	char *gpu_inner_lib_dir;        /* where driver libraries go inside; NULL: from the image */
+	/* [gpu]: see gpu/gpu.h */
+	enum cvm_gpu_enable gpu_enable;
+	char *gpu_visible_devices;      /* NULL: NVIDIA_VISIBLE_DEVICES, else all */
+	char *gpu_host_lib_dir;         /* NULL: /usr/local/nvidia/lib64 when present */
+	char *gpu_inner_lib_dir;        /* "auto" or an absolute path */
 
 	/* [bootstrap] */
 	char *bootstrap_script;         /* shell script run inside once the workspace is up */
@@ -104,8 +104,8 @@ struct cvm_config {
 void cvm_config_init(struct cvm_config *c);
 void cvm_config_free(struct cvm_config *c);
 
-/* Set one key. @section is "supervisor", "workspace", "devices", or
- * "mount NAME"; @source names where the value came from and prefixes every
+/* Set one key. @section is "supervisor", "workspace", "devices",
+ * "resources", "proc", "gpu" or "mount NAME"; @source names where the value came from and prefixes every
  * error. Returns 0 or -1 with @err filled. */
 int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
 		   const char *value, const char *source, struct cvm_error *err);

@@ -29,6 +29,7 @@
 #include "runtime/join.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
+#include "gpu/gpu.h"
 
 extern char **environ;
 
@@ -79,6 +80,8 @@ static const struct run_flag run_flags[] = {
 	  "how many ids the workspace gets (default 65536)" },
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
+	{ "gpu", 0, NULL, "gpu", "enable", "yes",
+	  "require the NVIDIA GPUs (default: them when the outer container has them)" },
 	{ "cpus", 0, "N", "resources", "cpus", NULL,
 	  "CPU limit, like 0.5 or 4; auto (default): the outer container's" },
 	{ "memory", 'm', "SIZE", "resources", "memory", NULL,
@@ -128,7 +131,8 @@ static void run_usage(FILE *out)
 	      "\n"
 	      "Every option is also a config key: [supervisor] stop_timeout = 30s in\n"
 	      "the INI file, or CVM_SUPERVISOR_STOP_TIMEOUT=30s in the environment\n"
-	      "(--volume is a [mount \"NAME\"] section).\n"
+	      "(--volume is a [mount \"NAME\"] section; [gpu] has visible_devices,\n"
+	      "host_lib_dir and inner_lib_dir, see examples/cvm.ini).\n"
 	      "Precedence: defaults < file < environment < flags.\n"
 	      "envbox's variables are accepted as aliases (CODER_INNER_IMAGE,\n"
 	      "CODER_INNER_USERNAME, CODER_MOUNTS, CODER_CPUS, CODER_BOOTSTRAP_SCRIPT,\n"
@@ -137,6 +141,7 @@ static void run_usage(FILE *out)
 	      "Examples:\n"
 	      "  cvm run --rootfs /img --state /data  a workspace; changes kept in /data\n"
 	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
+	      "  cvm run -r /img -s /data --gpu        with the outer container's NVIDIA GPUs\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
 	      "  cvm run --log-format=json -- app      logs for a collector on stderr\n"
@@ -365,6 +370,79 @@ static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pi
 	cvm_log_fields(CVM_LOG_INFO, "supervisor", fields, 3, "workspace ready in %s ms", ms);
 }
 
+/* The GPU plan (gpu/), made before anything starts: a GPU asked for but
+ * missing, or an image that would lose its own files, stops cvm here. */
+static int ws_gpu_plan(const struct cvm_config *c, struct cvm_gpu_plan *plan,
+		       struct cvm_error *err)
+{
+	struct cvm_gpu_config gc = { c->gpu_enable, c->gpu_visible_devices, c->gpu_host_lib_dir,
+				     c->gpu_inner_lib_dir };
+	cleanup_close int root_fd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct cvm_gpu_host h;
+
+	cvm_gpu_host_default(&h, environ);
+	if (root_fd < 0)
+		return cvm_error_set(err, errno, "rootfs %s", c->rootfs);
+	if (cvm_gpu_plan_make(&gc, &h, root_fd, plan, err) < 0)
+		return cvm_error_prefix(err, "gpu");
+	if (!plan->enabled) {
+		log_debug("gpu", "off: %s", plan->why);
+		return 0;
+	}
+	log_info("gpu", "%s: %zu device nodes, %zu driver files, %zu links into %s", plan->why,
+		 plan->n_nodes, plan->n_files, plan->n_links, plan->inner_lib_dir);
+	for (size_t i = 0; i < plan->n_refused; i++)
+		log_warn("gpu", "left out %s", plan->refused[i]);
+	return 0;
+}
+
+/* The plan as the runtime takes it (it knows nothing of gpu/), and its
+ * variables in the workspace's environment unless [workspace] env set them. */
+struct ws_gpu {
+	struct cvm_gpu_plan plan;
+	struct cvm_ws_extras x;
+	struct cvm_ws_node *nodes;
+	struct cvm_ws_file *files;
+	struct cvm_ws_link *links;
+};
+
+static int ws_gpu_extras(struct ws_gpu *g, char ***envp)
+{
+	const struct cvm_gpu_plan *p = &g->plan;
+
+	g->nodes = calloc(p->n_nodes + 1, sizeof(*g->nodes));
+	g->files = calloc(p->n_files + 1, sizeof(*g->files));
+	g->links = calloc(p->n_links + 1, sizeof(*g->links));
+	if (!g->nodes || !g->files || !g->links)
+		return -1;
+	for (size_t i = 0; i < p->n_nodes; i++)
+		g->nodes[i] = (struct cvm_ws_node){ p->nodes[i].outer, p->nodes[i].inner,
+						    p->nodes[i].rdev, p->nodes[i].mode,
+						    p->nodes[i].uid, p->nodes[i].gid };
+	for (size_t i = 0; i < p->n_files; i++)
+		g->files[i] = (struct cvm_ws_file){ p->files[i].outer, p->files[i].inner };
+	for (size_t i = 0; i < p->n_links; i++)
+		g->links[i] = (struct cvm_ws_link){ p->links[i].inner, p->links[i].target };
+	g->x = (struct cvm_ws_extras){ g->nodes, p->n_nodes, g->files, p->n_files, g->links,
+				       p->n_links };
+	for (size_t i = 0; i < p->n_env; i++) {
+		char name[256];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(p->env[i], "="), p->env[i]);
+		if (!cvm_env_get(*envp, name) &&
+		    cvm_env_set(envp, name, p->env[i] + strlen(name) + 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void ws_gpu_free(struct ws_gpu *g)
+{
+	free(g->nodes);
+	free(g->files);
+	free(g->links);
+	cvm_gpu_plan_free(&g->plan);
+}
+
 /* Everything that can be checked before anything starts. */
 static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 		       struct cvm_error *err)
@@ -375,11 +453,6 @@ static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 	if (root_fd < 0)
 		return cvm_error_set(err, 0, "rootfs %s: %s; point --rootfs ([workspace] rootfs) "
 				     "at an unpacked image directory", c->rootfs, strerror(errno));
-	/* The gpu/ planner is not part of this build: asking for GPUs must not
-	 * start a workspace without them. */
-	if (c->gpu_enable == CVM_GPU_YES)
-		return cvm_error_set(err, 0, "gpu: enable = yes (CODER_ADD_GPU=true), but this cvm "
-				     "cannot pass GPUs through yet; set it to auto or no");
 	if (cvm_inner_check(in, root_fd, err) < 0)
 		return -1;
 	for (size_t i = 0; i < c->n_mounts; i++)
@@ -396,6 +469,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	struct cvm_error err = { 0 };
 	struct cvm_inner in = { .config = c, .argv = argv, .envp = cvm_env_build(c, environ) };
 	struct cvm_ws_mount mounts[c->n_mounts + 1];
+	struct ws_gpu gpu = { 0 };
 	struct cvm_ws_spec spec = {
 		.rootfs = c->rootfs, .state = c->state, .uid_base = c->uid_base,
 		.uid_count = c->uid_count, .hostname = c->hostname, .dev_fuse = c->dev_fuse,
@@ -407,10 +481,20 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	struct cvm_pid1 p;
 	int status, ctl_fd = -1;
 
-	if (!in.envp || ws_precheck(c, &in, &err) < 0) {
+	if (!in.envp || ws_precheck(c, &in, &err) < 0 || ws_gpu_plan(c, &gpu.plan, &err) < 0) {
 		log_error("workspace", "%s", in.envp ? err.msg : "out of memory");
 		cvm_env_free(in.envp);
+		ws_gpu_free(&gpu);
 		return 2;
+	}
+	if (gpu.plan.enabled) {
+		if (ws_gpu_extras(&gpu, &in.envp) < 0) {
+			log_error("gpu", "out of memory");
+			cvm_env_free(in.envp);
+			ws_gpu_free(&gpu);
+			return CVM_EXIT_SETUP_FAILED;
+		}
+		spec.extras = &gpu.x;
 	}
 	for (size_t i = 0; i < c->n_mounts; i++)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
@@ -419,6 +503,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_error("cgroup", "cgroup: %s", err.msg);
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
+		ws_gpu_free(&gpu);
 		return err.err ? CVM_EXIT_SETUP_FAILED : 2;
 	}
 	if (!c->seccomp)
@@ -444,8 +529,11 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		}
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
+		ws_gpu_free(&gpu);
 		return CVM_EXIT_SETUP_FAILED;
 	}
+	/* The workspace is built: the plan's strings are no longer needed. */
+	ws_gpu_free(&gpu);
 	/* From here on PID 1 must not die on an error it can survive. */
 	p.signal_all = ws_signal_all;
 	p.signal_all_data = &w;

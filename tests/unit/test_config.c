@@ -225,7 +225,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.config_path);
 	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_AUTO);
 	ck_assert_ptr_null(cfg.gpu_host_lib_dir);
-	ck_assert_ptr_null(cfg.gpu_inner_lib_dir);
+	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "auto");
 	ck_assert_ptr_null(cfg.bootstrap_script);
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
 }
@@ -809,7 +809,7 @@ START_TEST(test_bootstrap_needs_workspace)
 }
 END_TEST
 
-START_TEST(test_gpu_keys)
+START_TEST(test_gpu_keys_file_and_env)
 {
 	char *const envp[] = { "CVM_GPU_ENABLE=yes", NULL };
 
@@ -889,6 +889,33 @@ START_TEST(test_validate_rootfs_pairs)
 }
 END_TEST
 
+/* [gpu]: defaults, file < environment, and the values refused up front. */
+START_TEST(test_gpu_keys)
+{
+	char *env[] = { "CVM_GPU_VISIBLE_DEVICES=GPU-abc,1", "CVM_GPU_INNER_LIB_DIR=/usr/lib64", NULL };
+
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_AUTO);
+	ck_assert_ptr_null(cfg.gpu_visible_devices);
+	ck_assert_ptr_null(cfg.gpu_host_lib_dir);
+	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "auto");
+	ck_assert_msg(load_ini("[gpu]\nenable = yes\nvisible_devices = all\n"
+			       "host_lib_dir = /var/coder/usr/lib\n") == 0, "%s", err.msg);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, env, &err), 0);
+	ck_assert_int_eq(cfg.gpu_enable, CVM_GPU_YES);
+	ck_assert_str_eq(cfg.gpu_visible_devices, "GPU-abc,1");
+	ck_assert_str_eq(cfg.gpu_host_lib_dir, "/var/coder/usr/lib");
+	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "/usr/lib64");
+	ck_assert_int_eq(cvm_config_set(&cfg, "gpu", "enable", "maybe", "--gpu", &err), -1);
+	ck_assert_str_eq(err.msg, "--gpu: bad value 'maybe' for enable: expected one of auto, yes, no");
+	ck_assert_int_eq(cvm_config_set(&cfg, "gpu", "visible_devices", "0,gpu0", "x", &err), -1);
+	assert_contains(err.msg, "x: bad entry 'gpu0' for visible_devices");
+	ck_assert_int_eq(cvm_config_set(&cfg, "gpu", "inner_lib_dir", "lib64", "x", &err), -1);
+	assert_contains(err.msg, "expected auto or an absolute path");
+	ck_assert_int_eq(cvm_config_set(&cfg, "gpu", "host_lib_dir", "nvidia/lib64", "x", &err), -1);
+	ck_assert_str_eq(cfg.gpu_visible_devices, "GPU-abc,1");
+}
+END_TEST
+
 /* ---- examples/cvm.ini ------------------------------------------------- */
 
 static char *example_path(void)
@@ -929,7 +956,7 @@ START_TEST(test_example_values)
 		"rootfs", "state", "init", "hostname", "uid_base", "uid_count",
 		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "fuse",
 		"tun", "source", "target", "readonly", "cpus", "memory", "virtualize", "files",
-		"enable", "host_lib_dir", "inner_lib_dir", "script",
+		"enable", "visible_devices", "host_lib_dir", "inner_lib_dir", "script",
 	};
 	char *path = example_path();
 	FILE *in = fopen(path, "r"), *out = fopen(ini_path, "w");
@@ -984,6 +1011,7 @@ static Suite *config_suite(void)
 	tcase_add_test(layers, test_flag_error);
 	tcase_add_test(layers, test_failed_set_keeps_value);
 	tcase_add_test(layers, test_file_all_keys);
+	tcase_add_test(layers, test_gpu_keys_file_and_env);
 	tcase_add_test(layers, test_file_list_clear);
 	tcase_add_test(layers, test_file_crlf_bom);
 	tcase_add_test(layers, test_file_later_value_wins);

@@ -115,6 +115,37 @@ END_TEST
 
 /* ---- id ranges ---- */
 
+/* Reading an image's file (os-release): links are followed, all inside. */
+START_TEST(read_follows_links_inside)
+{
+	char buf[64] = "", p[256];
+	struct stat st;
+	int fd = cvm_root_open_read(root_fd, "/hosts", &err);
+
+	/* /hosts -> /etc/hostname: the image's "img", not the host's file. */
+	ck_assert_msg(fd >= 0, "%s", err.msg);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), 4);
+	ck_assert_str_eq(buf, "img\n");
+	close(fd);
+	fd = cvm_root_open_read(root_fd, "up/etc/hostname", &err);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(cvm_root_open_read(root_fd, "selfroot/hostname", &err), -1);
+	/* A FIFO would block the reader: refused before it is opened. */
+	snprintf(p, sizeof(p), "%s/etc/fifo", root);
+	ck_assert_int_eq(mkfifo(p, 0644), 0);
+	ck_assert_int_eq(cvm_root_open_read(root_fd, "/etc/fifo", &err), -1);
+	ck_assert_ptr_nonnull(strstr(err.msg, "/etc/fifo is not a regular file"));
+	/* lstat sees the link itself, its parents resolved inside. */
+	ck_assert_int_eq(cvm_root_lstat(root_fd, "/hosts", &st), 0);
+	ck_assert(S_ISLNK(st.st_mode));
+	ck_assert_int_eq(cvm_root_lstat(root_fd, "/up/etc/hostname", &st), 0);
+	ck_assert(S_ISREG(st.st_mode) && st.st_size == 4);
+	ck_assert_int_eq(cvm_root_lstat(root_fd, "/etc/none", &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(idrange_checks)
 {
 	put("uid_map", "         0          0 4294967295\n");
@@ -148,6 +179,7 @@ int main(void)
 	tcase_add_test(tc, symlink_in_the_middle_resolves_inside);
 	tcase_add_test(tc, magic_links_are_refused);
 	tcase_add_test(tc, create_and_type_checks);
+	tcase_add_test(tc, read_follows_links_inside);
 	tcase_add_test(tc, idrange_checks);
 	suite_add_tcase(s, tc);
 	return tmptree_run(s);
