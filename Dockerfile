@@ -1,13 +1,47 @@
-# Build cvm with the same script the README and CI use, then ship it as the
-# entrypoint of an outer image. (The musl static build and an example
-# workspace image come with the "ship it" work; this is the glibc build.)
-FROM debian:12 AS build
+# The outer image: a static musl cvm as PID 1, with an example workspace
+# image inside it.
+#
+#   docker build -t cvm . && docker run --rm -it --privileged cvm
+#
+# gives a shell in a workspace built from that image. Its changes persist in
+# the volume at /var/lib/cvm/state for as long as the volume lives (name it
+# with -v NAME:/var/lib/cvm/state to keep it); examples/docker-run.sh shows
+# the other settings. Another workspace image (examples/workspace/Dockerfile:
+# Ubuntu with systemd, Docker, sudo, git):
+#
+#   docker build -t cvm-workspace examples/workspace
+#   docker build --build-arg WORKSPACE_IMAGE=cvm-workspace -t cvm .
+#
+# No Docker engine runs where cvm is developed: this file is kept simple, and
+# its build stage runs scripts/build-musl, the script the tests run on Debian
+# (on Alpine it takes the *-static packages for the dependencies; the meson
+# options are the same).
+ARG WORKSPACE_IMAGE=ubuntu:24.04
+
+# 1. cvm, linked statically against musl
+FROM alpine:3.20 AS build
+RUN apk add --no-cache bash
 COPY . /src
 WORKDIR /src
-RUN scripts/deps && scripts/build
+RUN scripts/build-musl && install -D -m 755 build-musl/cvm.stripped /out/cvm
 
-FROM debian:12-slim
-COPY --from=build /src/build/cvm /usr/local/bin/cvm
+# 2. the workspace image, whose whole filesystem becomes the workspace's root
+FROM ${WORKSPACE_IMAGE} AS workspace
+
+# 3. the outer image: cvm, the unpacked workspace image, and the config as
+#    CVM_* variables (docker run -e CVM_...=... overrides them)
+FROM alpine:3.20
+COPY --from=build /out/cvm /usr/local/bin/cvm
+COPY --from=workspace / /var/lib/cvm/images/workspace/
+# The image dir sits on the outer image's overlay, which cannot be idmapped:
+# cvm copies it once into the state dir, which must be a volume (a
+# filesystem that can be idmapped), never the container's own overlay.
+ENV CVM_WORKSPACE_ROOTFS=/var/lib/cvm/images/workspace \
+    CVM_WORKSPACE_STATE=/var/lib/cvm/state \
+    CVM_WORKSPACE_ENV_PASS=TERM
+VOLUME /var/lib/cvm/state
+# docker stop sends this to cvm, which passes SIGTERM into the workspace and
+# waits its grace period (10 s by default; give docker stop more: -t 15).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/cvm"]
-CMD ["run", "--", "/bin/bash"]
+CMD ["run", "--", "/bin/bash", "-l"]

@@ -1,7 +1,9 @@
 # Thin wrapper over scripts/ (which wrap meson) for people who type make.
-.PHONY: all demo test bench clean
+.PHONY: all musl demo test bench clean
 all:
 	scripts/build
+musl:
+	scripts/build-musl
 demo:
 	scripts/demo
 test:
@@ -9,4 +11,4 @@ test:
 bench:
 	bench/run
 clean:
-	rm -rf build
+	rm -rf build build-musl

@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../probe/errname.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static int escaped_count;
@@ -77,7 +79,7 @@ static void report(const char *name, bool escaped, const char *fmt, ...)
 static void expect_fail(const char *name, long r, const char *what)
 {
 	if (r < 0)
-		report(name, false, "%s", strerrorname_np(errno) ? strerrorname_np(errno) : "error");
+		report(name, false, "%s", errno_name(errno));
 	else
 		report(name, true, "%s", what);
 }
@@ -171,7 +173,7 @@ static void a_signal_outer_pid(void)
 		return report("signal_outer_process", true, "ESC_OUTER_PID not given");
 	if (kill(pid, 0) < 0)
 		return report("signal_outer_process", false, "pid namespace: %s",
-			      strerrorname_np(errno));
+			      errno_name(errno));
 	report("signal_outer_process", is_outer_marker(pid),
 	       "pid namespace: pid %d here is a workspace process", pid);
 }
@@ -183,7 +185,7 @@ static void a_pidfd_outer_pid(void)
 
 	if (fd < 0)
 		return report("pidfd_of_outer_process", false, "pid namespace: %s",
-			      strerrorname_np(errno));
+			      errno_name(errno));
 	close((int)fd);
 	report("pidfd_of_outer_process", is_outer_marker(pid),
 	       "pid namespace: pid %d here is a workspace process", pid);
@@ -195,7 +197,7 @@ static void a_ptrace_outer_pid(void)
 
 	if (ptrace(PTRACE_SEIZE, pid, 0, 0) < 0)
 		return report("ptrace_outer_process", false, "pid namespace: %s",
-			      strerrorname_np(errno));
+			      errno_name(errno));
 	ptrace(PTRACE_DETACH, pid, 0, 0);
 	report("ptrace_outer_process", is_outer_marker(pid),
 	       "pid namespace: pid %d here is a workspace process", pid);
@@ -380,7 +382,7 @@ static void a_open_by_handle(void)
 		return report("open_by_handle_at", true, "opened a filesystem root by handle%s",
 			      hit ? " and reached the marker" : "");
 	}
-	report("open_by_handle_at", false, "%s", strerrorname_np(errno));
+	report("open_by_handle_at", false, "%s", errno_name(errno));
 }
 
 static void a_name_to_handle(void)
@@ -438,7 +440,7 @@ static void a_pivot_root_out(void)
 		return report("pivot_root_out", true, "reached the marker");
 	if (WEXITSTATUS(st) >= 10)
 		return report("pivot_root_out", false, "mount lock: pivot_root over the locked root: %s",
-			      strerrorname_np(WEXITSTATUS(st) - 10));
+			      errno_name(WEXITSTATUS(st) - 10));
 	report("pivot_root_out", false, "%s",
 	       WEXITSTATUS(st) == 0 ? "pivoted; the mount namespace holds nothing of the outer side"
 				    : "could not set up a mount namespace");
@@ -455,12 +457,12 @@ static void write_back(const char *name, const char *path, bool open_only)
 	if (fd < 0 && errno == ENOENT)
 		return report(name, false, "absent on this kernel: %s", path);
 	if (fd < 0)
-		return report(name, false, "%s on %s", strerrorname_np(errno), path);
+		return report(name, false, "%s on %s", errno_name(errno), path);
 	if (!open_only && read_file(path, old, sizeof(old)) && write(fd, old, strlen(old)) < 0) {
 		int e = errno;
 		close(fd);
 		return report(name, true, "opened %s for writing (write back: %s)", path,
-			      strerrorname_np(e));
+			      errno_name(e));
 	}
 	close(fd);
 	report(name, true, "%s %s", open_only ? "opened for writing" : "wrote back", path);
@@ -532,7 +534,7 @@ static void a_release_agent(void)
 		int e = errno;
 		rmdir("/tmp/.esc-cg1");
 		return report("cgroup_v1_release_agent", false, "mounting a v1 hierarchy: %s",
-			      strerrorname_np(e));
+			      errno_name(e));
 	}
 	int fd = open("/tmp/.esc-cg1/release_agent", O_WRONLY | O_CLOEXEC);
 	int e = errno;
@@ -542,7 +544,7 @@ static void a_release_agent(void)
 	rmdir("/tmp/.esc-cg1");
 	if (fd >= 0)
 		return report("cgroup_v1_release_agent", true, "release_agent opened for writing");
-	report("cgroup_v1_release_agent", false, "mounted, but release_agent: %s", strerrorname_np(e));
+	report("cgroup_v1_release_agent", false, "mounted, but release_agent: %s", errno_name(e));
 }
 
 /* ---- masks and read-only paths --------------------------------------------- */
@@ -573,7 +575,7 @@ static void try_umount(const char *name, const char *path)
 {
 	if (umount2(path, MNT_DETACH) == 0)
 		return report(name, true, "unmounted %s", path);
-	report(name, false, "mount lock (MNT_LOCKED): %s on %s", strerrorname_np(errno), path);
+	report(name, false, "mount lock (MNT_LOCKED): %s on %s", errno_name(errno), path);
 }
 
 static void a_unmount_masks(void)
@@ -603,7 +605,7 @@ static void a_remount_rw(void)
 		return report("remount_proc_sys_rw", true, "/sys is writable");
 	}
 	report("remount_proc_sys_rw", false, "mount lock (read-only flag locked): %s, %s",
-	       strerrorname_np(e), strerrorname_np(errno));
+	       errno_name(e), errno_name(errno));
 }
 
 /* A new proc or sysfs is the workspace's to mount; what is the node's in it
@@ -641,7 +643,7 @@ static void a_new_proc_and_sysfs(void)
 	if (mount("sysfs", "/tmp/.esc-sys", "sysfs", 0, NULL) < 0) {
 		int e = errno;
 		rmdir("/tmp/.esc-sys");
-		return report("new_sysfs_mount_reveals", false, "mounting sysfs: %s", strerrorname_np(e));
+		return report("new_sysfs_mount_reveals", false, "mounting sysfs: %s", errno_name(e));
 	}
 	int fd = open("/tmp/.esc-sys/kernel/uevent_helper", O_WRONLY | O_CLOEXEC);
 	if (fd >= 0)
@@ -697,7 +699,7 @@ static void a_mount_node_disk(void)
 	long fs = syscall(SYS_fsopen, "ext4", 0);
 	if (fs < 0)
 		return report("mount_node_block_device", false, "fsopen ext4: %s (%s)",
-			      strerrorname_np(errno), dev);
+			      errno_name(errno), dev);
 	long r = syscall(SYS_fsconfig, fs, 1 /* SET_STRING */, "source", dev, 0);
 	if (r == 0)
 		r = syscall(SYS_fsconfig, fs, 6 /* CMD_CREATE */, NULL, NULL, 0);
@@ -705,7 +707,7 @@ static void a_mount_node_disk(void)
 	close((int)fs);
 	if (r == 0)
 		return report("mount_node_block_device", true, "mounted %s", dev);
-	report("mount_node_block_device", false, "%s: %s", dev, strerrorname_np(e));
+	report("mount_node_block_device", false, "%s: %s", dev, errno_name(e));
 }
 
 /* ---- kernel ------------------------------------------------------------ */
@@ -752,7 +754,7 @@ static void a_reboot_node(void)
 	long r = syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2,
 			 atoi(cad) ? LINUX_REBOOT_CMD_CAD_ON : LINUX_REBOOT_CMD_CAD_OFF, NULL);
 	if (r < 0)
-		return report("reboot_node", false, "pid namespace: %s", strerrorname_np(errno));
+		return report("reboot_node", false, "pid namespace: %s", errno_name(errno));
 	report("reboot_node", true, "changed the node's ctrl-alt-del (to its value)");
 }
 
@@ -797,7 +799,7 @@ static void a_raw_socket(void)
 	unsigned long outer = strtoul(env_or("ESC_NS_net", "0"), NULL, 10);
 
 	if (s < 0)
-		return report("raw_socket_on_node_network", false, "%s", strerrorname_np(errno));
+		return report("raw_socket_on_node_network", false, "%s", errno_name(errno));
 	close(s);
 	if (ns_ino("/proc/self/ns/net") != outer)
 		return report("raw_socket_on_node_network", false,
@@ -844,7 +846,7 @@ static void a_userns_outer_ids(void)
 			      (int)strcspn(worked, "\n"), worked);
 	report("userns_maps_outer_ids", false,
 	       "user namespace: only ids of the workspace's range can be mapped (%s)",
-	       strerrorname_np(errno));
+	       errno_name(errno));
 }
 
 static void a_keys(void)
@@ -863,8 +865,8 @@ static void a_keys(void)
 	r = syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", desc, 0);
 	if (r >= 0)
 		return report("keyctl_outer_key", true, "found '%s' in a keyring", desc);
-	report("keyctl_outer_key", false, "keys are per user: %s, %s", strerrorname_np(e),
-	       strerrorname_np(errno));
+	report("keyctl_outer_key", false, "keys are per user: %s, %s", errno_name(e),
+	       errno_name(errno));
 }
 
 static void a_oom_score(void)
@@ -874,7 +876,7 @@ static void a_oom_score(void)
 
 	read_file("/proc/self/oom_score_adj", old, sizeof(old));
 	if (fd < 0)
-		return report("oom_score_adj_below_others", false, "%s", strerrorname_np(errno));
+		return report("oom_score_adj_below_others", false, "%s", errno_name(errno));
 	long r = write(fd, "-1000", 5);
 	int e = errno;
 	if (r > 0 && write(fd, old, strlen(old)) < 0)
@@ -883,7 +885,7 @@ static void a_oom_score(void)
 	if (r > 0)
 		return report("oom_score_adj_below_others", true, "set -1000 (then %s again)", old);
 	report("oom_score_adj_below_others", false, "lowering below %s needs the node's "
-	       "CAP_SYS_RESOURCE: %s", strtok(old, "\n"), strerrorname_np(e));
+	       "CAP_SYS_RESOURCE: %s", strtok(old, "\n"), errno_name(e));
 }
 
 static void a_hostname(void)
@@ -892,7 +894,7 @@ static void a_hostname(void)
 
 	gethostname(name, sizeof(name));
 	if (sethostname("cvm-escape-probe", 16) < 0)
-		return report("hostname_of_node", false, "%s", strerrorname_np(errno));
+		return report("hostname_of_node", false, "%s", errno_name(errno));
 	sethostname(name, strlen(name));
 	report("hostname_of_node", false,
 	       "uts namespace: changed the workspace's hostname only (the outer side checks)");
@@ -923,7 +925,7 @@ static void a_control_socket(void)
 			fclose(f);
 			return report("reach_control_socket", true, "connected to %s", sa.sun_path);
 		}
-		why = strerrorname_np(errno);
+		why = errno_name(errno);
 		close(s);
 	}
 	fclose(f);
@@ -957,7 +959,7 @@ static void a_cvm_init(void)
 		close(fd);
 		return report("write_cvm_binary_via_init_exe", true, "/proc/1/exe opened for writing");
 	}
-	report("write_cvm_binary_via_init_exe", false, "%s", strerrorname_np(errno));
+	report("write_cvm_binary_via_init_exe", false, "%s", errno_name(errno));
 	fd = open("/proc/1/exe", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
@@ -965,13 +967,13 @@ static void a_cvm_init(void)
 			return report("read_cvm_binary_via_init_exe", true, "/proc/1/exe is readable cvm");
 	}
 	report("read_cvm_binary_via_init_exe", false, "init is not dumpable: %s",
-	       fd >= 0 ? "not cvm" : strerrorname_np(errno));
+	       fd >= 0 ? "not cvm" : errno_name(errno));
 	if (ptrace(PTRACE_SEIZE, 1, 0, 0) == 0) {
 		ptrace(PTRACE_DETACH, 1, 0, 0);
 		char exe[64] = "/proc/1/exe";
 		return report("ptrace_cvm_init", is_cvm_binary(exe), "attached to pid 1");
 	}
-	report("ptrace_cvm_init", false, "init is not dumpable: %s", strerrorname_np(errno));
+	report("ptrace_cvm_init", false, "init is not dumpable: %s", errno_name(errno));
 }
 
 /* While the outer side runs `cvm exec` in a loop: every new process, try to

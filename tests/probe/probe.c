@@ -16,6 +16,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "errname.h"
+
 static int cmd_zombies(pid_t ppid);
 
 /* With @count, also count zombies left after a moment: the control case,
@@ -209,7 +211,7 @@ static int cmd_forkbomb(void)
  * ERRNO-NAME". Run as root inside the workspace. */
 static void try_one(const char *name, long r)
 {
-	printf("%s %s\n", name, r < 0 ? strerrorname_np(errno) : "OK");
+	printf("%s %s\n", name, r < 0 ? errno_name(errno) : "OK");
 }
 
 static int cmd_nodecalls(void)
