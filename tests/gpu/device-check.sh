@@ -7,7 +7,7 @@
 # Every step has a time limit; the whole run takes seconds, at most ~4 min.
 #
 # usage: tests/gpu/device-check.sh [CVM [CUDA_PROBE]]
-#   CVM         default build-static/cvm (a static cvm needs no libseccomp
+#   CVM         default build-musl/cvm (scripts/build-musl: a static cvm needs no libseccomp
 #               on the machine), else build/cvm
 #   CUDA_PROBE  default build/tests/gpu/cuda-probe (dynamic, glibc >= 2.34)
 #   CHECK_DRIVER_DIR  the node's driver bundle (default /usr/local/nvidia:
@@ -22,7 +22,7 @@
 set -u
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 CVM=${1:-}
-[ -n "$CVM" ] || { [ -x "$SRC/build-static/cvm" ] && CVM=$SRC/build-static/cvm || CVM=$SRC/build/cvm; }
+[ -n "$CVM" ] || { [ -x "$SRC/build-musl/cvm" ] && CVM=$SRC/build-musl/cvm || CVM=$SRC/build/cvm; }
 PROBE_BIN=${2:-$SRC/build/tests/gpu/cuda-probe}
 DRIVER=${CHECK_DRIVER_DIR:-/usr/local/nvidia}
 CVM=$(readlink -f "$CVM") && PROBE_BIN=$(readlink -f "$PROBE_BIN") || exit 2
