@@ -310,9 +310,32 @@ static int mount_volume(int root_fd, const struct cvm_ws_mount *m, int userns_fd
 	return 0;
 }
 
+/* With a network namespace of its own, the net sysctls are the
+ * workspace's (the kernel checks writes against the user namespace that
+ * owns the network namespace): /proc/sys/net stays writable over the
+ * read-only /proc/sys, as dockerd and systemd need (ip_forward, rp_filter).
+ * Cloned from the proc mount before /proc/sys goes read-only. */
+static int clone_proc_sys_net(int root_fd, const struct cvm_mounts_spec *s,
+			      struct cvm_error *err)
+{
+	cleanup_close int fd = -1;
+	int mfd;
+
+	if (!s->own_netns)
+		return -1;
+	fd = cvm_root_open(root_fd, "/proc/sys/net", CVM_ROOT_NOCREATE, S_IFDIR, err);
+	if (fd < 0)
+		return -1;
+	mfd = sys_open_tree(fd, "", AT_EMPTY_PATH | CVM_OPEN_TREE_CLONE | CVM_OPEN_TREE_CLOEXEC);
+	if (mfd < 0)
+		return cvm_error_set(err, errno, "/proc/sys/net");
+	return mfd;
+}
+
 int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	static const char *const no_opts[] = { NULL };
+	cleanup_close int sys_net = -1;
 
 	if (mount_new(root_fd, "/proc", "proc", no_opts, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/sys", "sysfs", no_opts,
@@ -329,7 +352,11 @@ int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	for (size_t i = 0; i < s->n_mounts; i++)
 		if (mount_volume(root_fd, &s->mounts[i], s->userns_fd, err) < 0)
 			return -1;
+	if (s->own_netns && (sys_net = clone_proc_sys_net(root_fd, s, err)) < 0)
+		return -1;
 	if (mask_paths(root_fd, err) < 0 || readonly_paths_apply(root_fd, err) < 0)
 		return -1;
+	if (sys_net >= 0 && cvm_mount_at(sys_net, root_fd, "/proc/sys/net", S_IFDIR, err) < 0)
+		return cvm_error_prefix(err, "writable /proc/sys/net");
 	return 0;
 }

@@ -10,6 +10,11 @@
 #include "error.h"
 #include "mounts.h"
 
+struct cvm_ws_file {
+	const char *path;       /* absolute, inside */
+	const char *content;
+};
+
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute) */
 	const char *state;              /* persistent dir (absolute), made if missing */
@@ -24,6 +29,15 @@ struct cvm_ws_spec {
 	char *const *procfs_files;      /* which of its files to bind; NULL or empty: all */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
+	/* Files written into the rootfs at each start (through the overlay,
+	 * so they persist; a symlink in their place is replaced). */
+	const struct cvm_ws_file *files;
+	size_t n_files;
+	/* A network namespace of its own (owned by the workspace's user
+	 * namespace); @net_setup then runs as outer root with an fd of it,
+	 * before anything inside runs. NULL: no private network. */
+	int (*net_setup)(int netns_fd, void *arg, struct cvm_error *err);
+	void *net_arg;
 	/* One line of news from the outer side (the fallback copy's progress). */
 	void (*note)(const char *line, void *arg);
 	void *note_arg;

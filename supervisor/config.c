@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "../runtime/cleanup.h"
+#include "../runtime/net.h"
 
 /* Enum fields are written through an int pointer by the generic setter. */
 _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
@@ -75,6 +76,8 @@ static int check_hostname(const struct key *k, const char *value, const char *so
 			  struct cvm_error *err);
 static int check_network(const struct key *k, const char *value, const char *source,
 			 struct cvm_error *err);
+static int check_cidr(const struct key *k, const char *value, const char *source,
+		      struct cvm_error *err);
 static int check_limit(const struct key *k, const char *value, const char *source,
 		       struct cvm_error *err);
 static int check_proc_files(const struct key *k, const char *value, const char *source,
@@ -117,8 +120,10 @@ static const struct key keys[] = {
 	  "NAME=VALUE set inside the workspace" },
 	{ SEC_WORKSPACE, "env_pass", T_NAME_LIST, CFG(env_pass), CFG(n_env_pass), NULL, NULL,
 	  NULL, "outer variables passed in: NAME or PREFIX*" },
-	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "host", NULL, check_network,
-	  "network mode" },
+	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "private", NULL, check_network,
+	  "private (own network namespace, veth, NAT) or host (the outer container's)" },
+	{ SEC_WORKSPACE, "network_cidr", T_STRING, CFG(network_cidr), 0, CVM_DEFAULT_NETWORK_CIDR,
+	  NULL, check_cidr, "addresses of the private network: outer end .1, workspace .2" },
 	{ SEC_WORKSPACE, "seccomp", T_BOOL, CFG(seccomp), 0, "yes", NULL, NULL,
 	  "refuse the syscalls that reach the node (kexec, modules, the clock, ...)" },
 
@@ -590,13 +595,23 @@ static int check_hostname(const struct key *k, const char *value, const char *so
 static int check_network(const struct key *k, const char *value, const char *source,
 			 struct cvm_error *err)
 {
-	if (strcmp(value, "host") == 0)
+	if (strcmp(value, "host") == 0 || strcmp(value, "private") == 0)
 		return 0;
-	if (strcmp(value, "private") == 0)
-		return cvm_error_set(err, 0, "%s: %s = private is not implemented yet; use host",
-				     source, k->name);
-	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected host", source, value,
-			     k->name);
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected private or host", source,
+			     value, k->name);
+}
+
+static int check_cidr(const struct key *k, const char *value, const char *source,
+		      struct cvm_error *err)
+{
+	uint32_t net;
+	unsigned prefix;
+
+	if (cvm_net_parse_cidr(value, &net, &prefix) == 0)
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected an IPv4 network like "
+			     "%s (host bits zero, prefix /8 to /30)", source, value, k->name,
+			     CVM_DEFAULT_NETWORK_CIDR);
 }
 
 /* Values of [resources]; turned into cgroup files in supervisor/resources.c. */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 
 #include "cli.h"
 #include "config.h"
@@ -23,6 +24,7 @@
 #include "inner.h"
 #include "runtime/cleanup.h"
 #include "runtime/idmap.h"
+#include "runtime/net.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
 
@@ -73,6 +75,10 @@ static const struct run_flag run_flags[] = {
 	  "first outer uid/gid of the workspace (default 100000)" },
 	{ "uid-count", 0, "N", "workspace", "uid_count", NULL,
 	  "how many ids the workspace gets (default 65536)" },
+	{ "network", 0, "MODE", "workspace", "network", NULL,
+	  "private (default: own namespace, veth, NAT) or host" },
+	{ "network-cidr", 0, "CIDR", "workspace", "network_cidr", NULL,
+	  "private network's addresses (default " CVM_DEFAULT_NETWORK_CIDR ")" },
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
 	{ "cpus", 0, "N", "resources", "cpus", NULL,
@@ -284,6 +290,10 @@ struct ws_run {
 	bool has_cgroup;
 	struct cvm_procserver procfs;
 	bool has_procfs;
+	struct cvm_net net;
+	char resolv_conf[4096];
+	char hosts[1024];
+	struct cvm_ws_file files[2];
 };
 
 static int ws_signal_all(int sig, void *data)
@@ -359,6 +369,53 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	return 0;
 }
 
+static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
+{
+	struct ws_run *w = arg;
+	char in[16], out[16];
+	struct in_addr a;
+
+	if (cvm_net_up(&w->net, netns_fd, err) < 0)
+		return -1;
+	a.s_addr = htonl(w->net.inner_ip);
+	inet_ntop(AF_INET, &a, in, sizeof(in));
+	a.s_addr = htonl(w->net.outer_ip);
+	inet_ntop(AF_INET, &a, out, sizeof(out));
+	log_info("private network: %s/%u inside (%s), %s outside (%s), MTU %u, NAT",
+		 in, w->net.prefix, CVM_NET_INNER_IF, out, CVM_NET_OUTER_IF, w->net.mtu);
+	return 0;
+}
+
+/* The private network's part of the spec, and /etc/resolv.conf and
+ * /etc/hosts to go with it. */
+static int ws_net_plan(const struct cvm_config *c, struct ws_run *w, struct cvm_ws_spec *spec,
+		       struct cvm_error *err)
+{
+	uint32_t net;
+	unsigned prefix, dropped;
+
+	if (strcmp(c->network, "private") != 0)
+		return 0;
+	if (cvm_net_parse_cidr(c->network_cidr, &net, &prefix) < 0)
+		return cvm_error_set(err, 0, "network_cidr %s", c->network_cidr);
+	cvm_net_init(&w->net, net, prefix);
+	if (cvm_net_resolv_conf("/etc/resolv.conf", w->resolv_conf, sizeof(w->resolv_conf),
+				&dropped, err) < 0)
+		return cvm_error_prefix(err, "DNS for the workspace");
+	if (dropped)
+		log_warn("/etc/resolv.conf: %u nameserver(s) on loopback left out of the "
+			 "workspace's copy (its loopback is its own)%s", dropped,
+			 strstr(w->resolv_conf, "nameserver") ? "" : "; it has no DNS");
+	cvm_net_hosts(&w->net, c->hostname, w->hosts, sizeof(w->hosts));
+	w->files[0] = (struct cvm_ws_file){ "/etc/resolv.conf", w->resolv_conf };
+	w->files[1] = (struct cvm_ws_file){ "/etc/hosts", w->hosts };
+	spec->files = w->files;
+	spec->n_files = 2;
+	spec->net_setup = ws_net_setup;
+	spec->net_arg = w;
+	return 0;
+}
+
 /* Everything that can be checked before anything starts. */
 static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 		       struct cvm_error *err)
@@ -391,7 +448,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
 	};
-	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 } };
+	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 } };
 	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
 	int status, ctl_fd = -1;
@@ -404,6 +461,11 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	for (size_t i = 0; i < c->n_mounts; i++)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
 						   c->mounts[i].target, c->mounts[i].readonly };
+	if (ws_net_plan(c, &w, &spec, &err) < 0) {
+		log_error("%s", err.msg);
+		cvm_env_free(in.envp);
+		return 2;
+	}
 	if (ws_cgroup(c, &w, &err) < 0) {
 		log_error("cgroup: %s", err.msg);
 		cvm_cgroup_remove(&w.cg);
@@ -431,6 +493,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 			cvm_procserver_signal(&w.procfs, SIGKILL);
 			cvm_procserver_close(&w.procfs);
 		}
+		cvm_net_down(&w.net);
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
 		return CVM_EXIT_SETUP_FAILED;
@@ -458,6 +521,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	close(w.ws.pidfd);
 	if (w.has_procfs)
 		cvm_procserver_close(&w.procfs);
+	cvm_net_down(&w.net);
 	cvm_cgroup_remove(&w.cg);
 	cvm_env_free(in.envp);
 	return status;

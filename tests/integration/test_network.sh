@@ -1,0 +1,141 @@
+#!/bin/bash
+# The private network (runtime/net.c), black-box. Each outer container has a
+# network namespace of its own (outer.sh); here it also gets a veth to a
+# "far" namespace that stands for the rest of the world:
+#
+#   workspace 10.255.255.254/30 eth0 == cvm0 10.255.255.253  outer container
+#   outer eth0 198.51.100.1/24 (MTU 1400, default route) == far 198.51.100.2
+#
+# The far side has no route back to the workspace's network, so an answer
+# from it proves the outer side's masquerade. Nothing touches the machine's
+# own network namespace.
+# usage: test_network.sh BUILD_DIR
+. "$(dirname "$0")/workspace.sh" "$1"
+
+PIDS=()
+# bg CMD...: start a helper whose end this script owns (killed at exit)
+bg() { "$@" >/dev/null 2>&1 & PIDS+=($!); }
+stop_helpers() { local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; PIDS=(); }
+trap 'stop_helpers; outer_cleanup' EXIT
+# Each test runs in a subshell (run_test): its helpers end with it.
+with_helpers() { local rc=0; "$@" || rc=$?; stop_helpers; return $rc; }
+
+NS_IN_OUTER() { nsenter -t "$(outer_pid "$1")" -n -- "${@:2}"; }
+
+# world NAME: the far namespace, the veth to it, an HTTP server there
+# (port 8080) and one in the outer container's namespace (port 8081), each
+# serving a file that names its side. Sets FAR to the far namespace's holder.
+world() {
+	local name=$1 opid
+	opid=$(outer_pid "$name")
+	mkdir -p www-far www-outer
+	echo far-side > www-far/f; echo outer-side > www-outer/f
+	unshare --net sleep 600 & FAR=$!; PIDS+=($FAR)
+	sleep 0.1
+	nsenter -t "$FAR" -n ip link add eth0 type veth peer name eth0 netns "$opid" || return 1
+	nsenter -t "$FAR" -n sh -c 'ip link set lo up && ip addr add 198.51.100.2/24 dev eth0 &&
+		ip link set eth0 up' || return 1
+	NS_IN_OUTER "$name" sh -c 'ip link set eth0 mtu 1400 && ip addr add 198.51.100.1/24 dev eth0 &&
+		ip link set eth0 up && ip route add default via 198.51.100.2' || return 1
+	bg nsenter -t "$FAR" -n busybox httpd -f -p 8080 -h "$PWD/www-far"
+	bg nsenter -t "$opid" -n busybox httpd -f -p 8081 -h "$PWD/www-outer"
+}
+
+# start NAME [cvm run args]: an outer container with the far world, then
+# cvm in it (the world must exist first: cvm takes the MTU of the outer
+# default route at start).
+start() {
+	local name=$1; shift
+	outer_start "$name" -- sh -c 'while [ ! -e /run/go ]; do sleep 0.05; done
+		exec "$@"' sh "$CVM" run --rootfs "$ROOTFS" --state "$PWD/state" "$@" -- sleep 1000 ||
+		return 1
+	world "$name" || { say "cannot build the test network"; return 1; }
+	outer_exec "$name" touch /run/go
+	for _ in $(seq 200); do
+		outer_exec "$name" test -S /run/cvm/control.sock 2>/dev/null && return 0
+		sleep 0.05
+	done
+	say "workspace did not come up:"; outer_log "$name" >&2; return 1
+}
+
+t_interface_route_dns_hosts() {
+	start net1 || return 1
+	ws_exec net1 -- sh -c 'cat /sys/class/net/eth0/mtu; ip -4 addr show eth0; ip route
+		ip link show lo; echo ---; cat /etc/resolv.conf; echo ---; cat /etc/hosts' > out || return 1
+	grep -q 'inet 10.255.255.254/30 ' out || { say "no address:"; cat out >&2; return 1; }
+	grep -q '^default via 10.255.255.253 dev eth0' out || { say "no default route:"; cat out >&2; return 1; }
+	expect_eq "MTU (the outer default route's)" "$(sed -n 1p out)" 1400 || return 1
+	grep -q 'lo:.*UP' out || { say "lo is down"; return 1; }
+	# resolv.conf: the outer one without loopback nameservers
+	expect_eq "resolv.conf" "$(sed -n '/^---$/,/^---$/p' out | sed '1d;$d')" \
+		"$(grep -v '^ *nameserver *\(127\.\|::1\)' /etc/resolv.conf)" || return 1
+	grep -q '^10.255.255.253[[:space:]].*host.docker.internal' out || { say "hosts:"; cat out >&2; return 1; }
+	grep -q '^10.255.255.254[[:space:]]cvm$' out || { say "no hostname in hosts"; return 1; }
+	NS_IN_OUTER net1 ip -o link show cvm0 | grep -q ' mtu 1400 ' || { say "outer MTU differs"; return 1; }
+}
+
+t_outer_side_and_nat() {
+	start net2 || return 1
+	ws_exec net2 -- wget -qO- http://host.docker.internal:8081/f > out 2>&1 || { say "outer: $(cat out)"; return 1; }
+	expect_eq "from the outer side" "$(cat out)" outer-side || return 1
+	# 198.51.100.2 knows no way back to 10.255.255.252/30: only NAT answers.
+	ws_exec net2 -- wget -qO- http://198.51.100.2:8080/f > out 2>&1 || { say "far: $(cat out)"; return 1; }
+	expect_eq "from the far side" "$(cat out)" far-side || return 1
+	NS_IN_OUTER net2 nft list table ip cvm > nft || return 1
+	grep -q 'ip saddr 10.255.255.252/30 oifname != "cvm0" masquerade' nft || { say "rule:"; cat nft >&2; return 1; }
+	expect_eq "outer ip_forward" "$(NS_IN_OUTER net2 cat /proc/sys/net/ipv4/ip_forward)" 1
+}
+
+# Root inside owns its network namespace: bridges, veths, net sysctls.
+t_root_inside_makes_links() {
+	start net3 || return 1
+	ws_exec net3 -- sh -c 'ip link add br0 type bridge && ip link set br0 up &&
+		ip link add vx type veth && ip link set vx master br0 &&
+		echo 1 > /proc/sys/net/ipv4/ip_forward && cat /proc/sys/net/ipv4/ip_forward &&
+		ls /sys/class/net/br0/brif' > out 2>&1 || { say "$(cat out)"; return 1; }
+	grep -q '^1$' out && grep -q 'vx' out || { say "$(cat out)"; return 1; }
+	# ...which is not the outer one: the outer namespace has no br0
+	! NS_IN_OUTER net3 ip link show br0 >/dev/null 2>&1 || { say "br0 outside"; return 1; }
+	# the rest of /proc/sys stays read-only
+	! ws_exec net3 -- sh -c 'echo 1 > /proc/sys/kernel/panic' 2>/dev/null || { say "/proc/sys/kernel writable"; return 1; }
+}
+
+# Stop removes the table and the veth; ip_forward goes back. A helper that
+# keeps the outer namespace alive after cvm (PID 1) is gone shows it.
+t_stop_removes_everything() {
+	start net4 || return 1
+	local holder
+	nsenter -t "$(outer_pid net4)" -n sleep 600 & holder=$!; PIDS+=($holder)
+	sleep 0.1
+	outer_signal net4 TERM && outer_wait net4 30 || :
+	outer_running net4 && { say "cvm did not stop"; return 1; }
+	nsenter -t "$holder" -n nft list tables > tables || return 1
+	! grep -q 'table ip cvm' tables || { say "table left: $(cat tables)"; return 1; }
+	! nsenter -t "$holder" -n ip link show cvm0 >/dev/null 2>&1 || { say "cvm0 left"; return 1; }
+	expect_eq "ip_forward restored" "$(nsenter -t "$holder" -n cat /proc/sys/net/ipv4/ip_forward)" 0
+}
+
+t_network_host_shares_outer() {
+	start net5 --network host || return 1
+	ws_exec net5 -- sh -c 'ip -4 addr; ls /sys/class/net' > out || return 1
+	grep -q 'inet 198.51.100.1/24' out || { say "not the outer network:"; cat out >&2; return 1; }
+	! grep -q 'cvm0' out && ! NS_IN_OUTER net5 nft list table ip cvm >/dev/null 2>&1 ||
+		{ say "private network made anyway"; return 1; }
+}
+
+t_custom_cidr() {
+	start net6 --network-cidr 192.168.77.0/29 || return 1
+	ws_exec net6 -- sh -c 'ip -4 addr show eth0; ip route' > out || return 1
+	grep -q 'inet 192.168.77.2/29' out && grep -q '^default via 192.168.77.1' out ||
+		{ say "$(cat out)"; return 1; }
+	ws_exec net6 -- wget -qO- http://198.51.100.2:8080/f > out 2>&1 && expect_eq "NAT" "$(cat out)" far-side
+}
+
+run_test "interface, address, MTU, route, lo, resolv.conf, hosts" with_helpers t_interface_route_dns_hosts
+run_test "the outer side by name; NAT to a far network" with_helpers t_outer_side_and_nat
+run_test "root inside makes bridges, veths, writes net sysctls" with_helpers t_root_inside_makes_links
+run_test "stop removes the nft table and the veth" with_helpers t_stop_removes_everything
+run_test "network = host shares the outer network" with_helpers t_network_host_shares_outer
+run_test "network_cidr is honoured" with_helpers t_custom_cidr
+stop_helpers
+finish
