@@ -244,6 +244,26 @@ static int bind_procfs(int mfd, char *const *only, int root_fd, struct cvm_error
 	return 0;
 }
 
+/* Bind each engine dir from the state layer (attached at "state" in the
+ * builder's scratch space, idmapped already): overlay2 inside then runs on
+ * the state dir's filesystem, not on the workspace's overlay. */
+static int mount_engine_dirs(const struct cvm_ws_spec *s, int root_fd, struct cvm_error *err)
+{
+	char name[256], path[300];
+
+	for (size_t i = 0; i < s->n_engine_dirs; i++) {
+		cvm_ws_engine_dir_name(s->engine_dirs[i], name, sizeof(name));
+		snprintf(path, sizeof(path), "state/engines/%s", name);
+		cleanup_close int mfd = sys_open_tree(AT_FDCWD, path, CVM_OPEN_TREE_CLONE |
+						      CVM_OPEN_TREE_CLOEXEC);
+		if (mfd < 0)
+			return cvm_error_set(err, errno, "engine dir %s", s->engine_dirs[i]);
+		if (cvm_mount_at(mfd, root_fd, s->engine_dirs[i], S_IFDIR, err) < 0)
+			return cvm_error_prefix(err, "engine dir");
+	}
+	return 0;
+}
+
 /* Write @f into the rootfs as the workspace's root. The image is untrusted:
  * whatever sits at the path that is not a plain file is refused, except a
  * symlink, which is replaced (an image's resolv.conf often points into
@@ -308,6 +328,8 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	for (size_t i = 0; i < s->n_files; i++)
 		if (write_ws_file(root_fd, &s->files[i], err) < 0)
 			return -1;
+	if (mount_engine_dirs(s, root_fd, err) < 0)
+		return -1;
 	if (cvm_mount_system(root_fd, &ms, err) < 0 ||
 	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, s->procfs_files, root_fd, err) < 0) ||
 	    enter_root(root_fd, err) < 0)
@@ -487,6 +509,48 @@ static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct 
 	return 0;
 }
 
+void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	while (*path == '/')
+		path++;
+	for (; *path && o + 5 < len; path++) {
+		if (*path == '/') {
+			while (path[1] == '/')
+				path++;
+			if (path[1])
+				buf[o++] = '-';
+		} else if (*path == '-' || *path == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", (unsigned char)*path);
+		else
+			buf[o++] = *path;
+	}
+	buf[o] = '\0';
+}
+
+/* STATE/engines/NAME for each engine dir, owned by 0 on disk (the
+ * workspace's root through the idmapped state layer). */
+static int prepare_engine_dirs(const struct cvm_ws_spec *s, int state_fd, struct cvm_error *err)
+{
+	cleanup_close int fd = -1;
+	char name[256];
+
+	if (!s->n_engine_dirs)
+		return 0;
+	if (mkdirat(state_fd, "engines", 0755) < 0 && errno != EEXIST)
+		return cvm_error_set(err, errno, "%s/engines", s->state);
+	fd = openat(state_fd, "engines", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cvm_error_set(err, errno, "%s/engines", s->state);
+	for (size_t i = 0; i < s->n_engine_dirs; i++) {
+		cvm_ws_engine_dir_name(s->engine_dirs[i], name, sizeof(name));
+		if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST)
+			return cvm_error_set(err, errno, "%s/engines/%s", s->state, name);
+	}
+	return 0;
+}
+
 static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 {
 	cleanup_close int fd = -1;
@@ -500,7 +564,7 @@ static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 	if ((mkdirat(fd, "upper", 0755) < 0 && errno != EEXIST) ||
 	    (mkdirat(fd, "work", 0700) < 0 && errno != EEXIST))
 		return cvm_error_set(err, errno, "state dir %s", s->state);
-	return 0;
+	return prepare_engine_dirs(s, fd, err);
 }
 
 static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers *l,

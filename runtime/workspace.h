@@ -29,6 +29,10 @@ struct cvm_ws_spec {
 	char *const *procfs_files;      /* which of its files to bind; NULL or empty: all */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
+	/* Dirs inside (absolute) bound from STATE/engines/<escaped path>: a
+	 * real filesystem for nested engines' overlay2, kept across restarts. */
+	char *const *engine_dirs;
+	size_t n_engine_dirs;
 	/* Files written into the rootfs at each start (through the overlay,
 	 * so they persist; a symlink in their place is replaced). */
 	const struct cvm_ws_file *files;
@@ -51,6 +55,11 @@ struct cvm_ws {
 	pid_t pid;      /* the workspace's PID 1, as the outer side sees it */
 	int pidfd;
 };
+
+/* The name under STATE/engines/ of the engine dir @path ("/var/lib/docker"
+ * -> "var-lib-docker"; '-' and '\\' escaped as \x2d and \x5c, systemd's way,
+ * so that different paths never share a dir). */
+void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
 
 /* Build and start the workspace; @init runs once everything is mounted.
  * Returns 0, or -1 with nothing left running. */

@@ -79,6 +79,8 @@ static const struct run_flag run_flags[] = {
 	  "private (default: own namespace, veth, NAT) or host" },
 	{ "network-cidr", 0, "CIDR", "workspace", "network_cidr", NULL,
 	  "private network's addresses (default " CVM_DEFAULT_NETWORK_CIDR ")" },
+	{ "engine-dirs", 0, "DIRS", "workspace", "engine_dirs", NULL,
+	  "dirs inside kept in STATE/engines, for nested engines (default /var/lib/docker, ...)" },
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
 	{ "cpus", 0, "N", "resources", "cpus", NULL,
@@ -447,6 +449,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.uid_count = c->uid_count, .hostname = c->hostname, .dev_fuse = c->dev_fuse,
 		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
+		.engine_dirs = c->engine_dirs, .n_engine_dirs = c->n_engine_dirs,
 	};
 	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 } };
 	struct cvm_control_ctx ctl;

@@ -70,6 +70,25 @@ t_data_survives_restart() {
 	[ -e "$ROOTFS/etc/hostname" ] || { say "image modified"; return 1; }
 }
 
+# Nested engines' dirs live on the state dir's filesystem (ext4 here), not
+# on the workspace's overlay, and persist across restarts.
+t_engine_dirs_on_state_fs() {
+	ws_sh 'for d in /var/lib/docker /var/lib/containerd /var/lib/buildkit; do stat -f -c "$d %T" $d; done
+	       echo layer > /var/lib/docker/f; mkdir /var/lib/docker/o; chown 1000 /var/lib/docker/o
+	       stat -c %U /var/lib/docker' || return 1
+	local want; want=$(stat -f -c %T "$PWD")
+	has "/var/lib/docker $want" && has "/var/lib/containerd $want" && has "/var/lib/buildkit $want" &&
+		has root || return 1
+	! grep -q -e overlay -e UNKNOWN out || { say "an engine dir is on overlay"; return 1; }
+	expect_eq "on disk (inner ids)" "$(stat -c %u state/engines/var-lib-docker/o)" 1000 || return 1
+	# the list grows like the other list keys; an empty value clears it
+	ws_sh 'cat /var/lib/docker/f; stat -f -c %T /opt/eng' --engine-dirs /opt/eng || return 1
+	has layer && has "$want" || return 1
+	ws_sh 'grep -c " /var/lib/docker " /proc/self/mountinfo; cat /var/lib/docker/f 2>/dev/null; true' \
+		--engine-dirs '' || return 1
+	has 0 && ! grep -q layer out
+}
+
 t_volume_keeps_disk_owners() {
 	mkdir -p vol && echo hi > vol/f && chown 1234:2345 vol/f && chown 0:0 vol
 	ws_sh 'stat -c %u:%g /data/f; echo new > /data/g; chown 1000:1000 /data/g; ls -ln /ro >/dev/null; touch /ro/x 2>/dev/null || echo ro-ok' \
