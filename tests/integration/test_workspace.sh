@@ -51,7 +51,11 @@ t_outer_files_mounts_invisible() {
 	ws_sh "test -e $PWD/marker-dir/outer-marker && echo SEEN; test -e $BUILD/cvm && echo SEEN-CVM
 	       grep -F '$PWD' /proc/self/mountinfo; tr '\\0' ' ' < /proc/1/cmdline; echo" || return 1
 	grep -q SEEN out && { say "outer file visible inside"; return 1; }
-	grep -qF "$PWD" out && { say "outer paths in mountinfo:"; cat out >&2; return 1; }
+	# A bind shows its source's path within its filesystem (as Docker's
+	# volumes do): the engine dirs' binds name STATE/engines/...; nothing
+	# else may name an outer path.
+	grep -F "$PWD" out | grep -vF " $PWD/state/engines/" | grep -qF "$PWD" &&
+		{ say "outer paths in mountinfo:"; cat out >&2; return 1; }
 	# PID 1's command line would name outer paths; cvm's init hides it.
 	grep -q "^cvm-init *$" out || { say "PID 1 cmdline: $(tail -1 out)"; return 1; }
 }
