@@ -215,7 +215,7 @@ static int mount_hidden_witnesses(int root_fd, struct cvm_error *err)
 static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	char ptsgid[32];
-	cleanup_close int dev_fd = -1, null_fd = -1;
+	cleanup_close int dev_fd = -1;
 
 	if (mount_hidden_witnesses(root_fd, err) < 0 ||
 	    mount_tmpfs(root_fd, "/dev", "0755", "64k", s->id_base,
@@ -232,11 +232,12 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	    mount_tmpfs(root_fd, "/dev/shm", "1777", "50%", s->id_base, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/dev/mqueue", "mqueue", NULL, NOSUID_NODEV_NOEXEC, err) < 0)
 		return -1;
-	null_fd = cvm_root_open(root_fd, "/dev/null", CVM_ROOT_NOCREATE, 0, err);
-	if (null_fd < 0)
-		return -1;
-	/* /dev/console: the terminal cvm was started on, else /dev/null. */
-	return bind_fd(s->console_fd >= 0 ? s->console_fd : null_fd, root_fd, "/dev/console", 0, err);
+	/* /dev/console: the terminal cvm was started on, else none, as under
+	 * Docker without -t (systemd then starts no getty on it: its
+	 * console-getty.service needs /dev/console to exist). */
+	if (s->console_fd < 0)
+		return 0;
+	return bind_fd(s->console_fd, root_fd, "/dev/console", 0, err);
 }
 
 static int mask_paths(int root_fd, struct cvm_error *err)

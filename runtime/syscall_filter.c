@@ -49,6 +49,12 @@ int cvm_seccomp_apply(struct cvm_error *err)
 
 	if (!ctx)
 		return cvm_error_set(err, ENOMEM, "seccomp");
+	/* libseccomp sets no_new_privs by default, which every process of the
+	 * workspace would inherit: sudo, su and setuid or file-capability
+	 * binaries would stop working, in systemd's services too. Callers
+	 * are root of the workspace's user namespace (CAP_SYS_ADMIN there),
+	 * which the kernel accepts instead; the filter is the same. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]) && r == 0; i++) {
 		int nr = seccomp_syscall_resolve_name(denied[i].name);
 		if (nr == __NR_SCMP_ERROR)

@@ -292,6 +292,7 @@ struct ws_run {
 	bool has_cgroup;
 	struct cvm_procserver procfs;
 	bool has_procfs;
+	int stop_signal;        /* what the inner init stops on, for SIGTERM */
 	struct cvm_net net;
 	char resolv_conf[4096];
 	char hosts[1024];
@@ -301,7 +302,8 @@ struct ws_run {
 static int ws_signal_all(int sig, void *data)
 {
 	struct ws_run *w = data;
-	int n = sys_pidfd_send_signal(w->ws.pidfd, sig, NULL, 0) == 0;
+	int n = sys_pidfd_send_signal(w->ws.pidfd, sig == SIGTERM ? w->stop_signal : sig,
+				      NULL, 0) == 0;
 
 	/* The /proc server goes with the workspace (TERM is enough for it). */
 	if (w->has_procfs && sig != SIGCONT)
@@ -464,6 +466,20 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	for (size_t i = 0; i < c->n_mounts; i++)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
 						   c->mounts[i].target, c->mounts[i].readonly };
+	w.stop_signal = SIGTERM;
+	{
+		cleanup_close int root_fd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root_fd >= 0 && cvm_inner_is_systemd(&in, root_fd)) {
+			w.stop_signal = SIGRTMIN + 3;
+			log_debug("the inner init is systemd: stop is SIGRTMIN+3");
+		}
+	}
+	/* systemd and other inits look here to learn they run in a container. */
+	if (!cvm_env_get(in.envp, "container") && cvm_env_set(&in.envp, "container", "cvm") < 0) {
+		log_error("out of memory");
+		cvm_env_free(in.envp);
+		return CVM_EXIT_SETUP_FAILED;
+	}
 	if (ws_net_plan(c, &w, &spec, &err) < 0) {
 		log_error("%s", err.msg);
 		cvm_env_free(in.envp);

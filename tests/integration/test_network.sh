@@ -11,52 +11,10 @@
 # own network namespace.
 # usage: test_network.sh BUILD_DIR
 . "$(dirname "$0")/workspace.sh" "$1"
+. "$(dirname "$0")/networld.sh"
 
-PIDS=()
-# bg CMD...: start a helper whose end this script owns (killed at exit)
-bg() { "$@" >/dev/null 2>&1 & PIDS+=($!); }
-stop_helpers() { local p; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; PIDS=(); }
-trap 'stop_helpers; outer_cleanup' EXIT
-# Each test runs in a subshell (run_test): its helpers end with it.
-with_helpers() { local rc=0; "$@" || rc=$?; stop_helpers; return $rc; }
-
-NS_IN_OUTER() { nsenter -t "$(outer_pid "$1")" -n -- "${@:2}"; }
-
-# world NAME: the far namespace, the veth to it, an HTTP server there
-# (port 8080) and one in the outer container's namespace (port 8081), each
-# serving a file that names its side. Sets FAR to the far namespace's holder.
-world() {
-	local name=$1 opid
-	opid=$(outer_pid "$name")
-	mkdir -p www-far www-outer
-	echo far-side > www-far/f; echo outer-side > www-outer/f
-	unshare --net sleep 600 & FAR=$!; PIDS+=($FAR)
-	sleep 0.1
-	nsenter -t "$FAR" -n ip link add eth0 type veth peer name eth0 netns "$opid" || return 1
-	nsenter -t "$FAR" -n sh -c 'ip link set lo up && ip addr add 198.51.100.2/24 dev eth0 &&
-		ip link set eth0 up' || return 1
-	NS_IN_OUTER "$name" sh -c 'ip link set eth0 mtu 1400 && ip addr add 198.51.100.1/24 dev eth0 &&
-		ip link set eth0 up && ip route add default via 198.51.100.2' || return 1
-	bg nsenter -t "$FAR" -n busybox httpd -f -p 8080 -h "$PWD/www-far"
-	bg nsenter -t "$opid" -n busybox httpd -f -p 8081 -h "$PWD/www-outer"
-}
-
-# start NAME [cvm run args]: an outer container with the far world, then
-# cvm in it (the world must exist first: cvm takes the MTU of the outer
-# default route at start).
-start() {
-	local name=$1; shift
-	outer_start "$name" -- sh -c 'while [ ! -e /run/go ]; do sleep 0.05; done
-		exec "$@"' sh "$CVM" run --rootfs "$ROOTFS" --state "$PWD/state" "$@" -- sleep 1000 ||
-		return 1
-	world "$name" || { say "cannot build the test network"; return 1; }
-	outer_exec "$name" touch /run/go
-	for _ in $(seq 200); do
-		outer_exec "$name" test -S /run/cvm/control.sock 2>/dev/null && return 0
-		sleep 0.05
-	done
-	say "workspace did not come up:"; outer_log "$name" >&2; return 1
-}
+# start NAME [cvm run args]: a busybox workspace in the test network
+start() { world_start "$1" 10 --rootfs "$ROOTFS" --state "$PWD/state" "${@:2}" -- sleep 1000; }
 
 t_interface_route_dns_hosts() {
 	start net1 || return 1
