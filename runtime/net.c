@@ -283,112 +283,198 @@ static int outer_mtu(struct nl *nl, unsigned *mtu)
 	return nl_talk(nl, h, link_mtu_cb, mtu);
 }
 
-/* ---- nftables: the masquerade rule ----------------------------------------- */
+/* ---- nftables: the table ip cvm ------------------------------------------- *
+ *
+ *   chain postrouting { type nat hook postrouting priority srcnat;
+ *           ip saddr NET oifname != "cvm0" masquerade }
+ *   chain prerouting { type filter hook prerouting priority raw;
+ *           iifname "cvm0" ip saddr != NET drop }
+ *
+ * The second keeps root inside (who owns its network namespace and may
+ * send anything) from spoofing outer addresses through the forwarding the
+ * first needs. */
 
-static int put_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+/* Append expression @name with @n u32 attributes (key, value pairs). */
+static int add_expr(struct nftnl_rule *r, const char *name, size_t n, const uint32_t *kv)
 {
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
 	if (!e)
 		return -1;
+	for (size_t i = 0; i < n; i++)
+		nftnl_expr_set_u32(e, (uint16_t)kv[2 * i], kv[2 * i + 1]);
 	nftnl_rule_add_expr(r, e);
 	return 0;
 }
 
-/* ip saddr NET/PREFIX oifname != "cvm0" masquerade */
-static struct nftnl_rule *masquerade_rule(const struct cvm_net *n)
+/* reg1 == / != @data (@len bytes) */
+static int add_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
 {
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+
+	if (!e)
+		return -1;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+/* ip saddr NET (or != NET) */
+static int add_saddr_match(struct nftnl_rule *r, const struct cvm_net *n, uint32_t op)
+{
+	static const uint32_t load[] = { NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER,
+		NFTNL_EXPR_PAYLOAD_OFFSET, 12, NFTNL_EXPR_PAYLOAD_LEN, 4,   /* saddr */
+		NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1 };
+	static const uint32_t and[] = { NFTNL_EXPR_BITWISE_SREG, NFT_REG_1,
+		NFTNL_EXPR_BITWISE_DREG, NFT_REG_1, NFTNL_EXPR_BITWISE_LEN, 4 };
 	uint32_t net = htonl(n->net), mask = htonl(~0u << (32 - n->prefix)), zero = 0;
+	struct nftnl_expr *e;
+
+	if (add_expr(r, "payload", 4, load) < 0 || !(e = nftnl_expr_alloc("bitwise")))
+		return -1;
+	for (size_t i = 0; i < 3; i++)
+		nftnl_expr_set_u32(e, (uint16_t)and[2 * i], and[2 * i + 1]);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	nftnl_rule_add_expr(r, e);
+	return add_cmp(r, op, &net, 4);
+}
+
+/* iifname/oifname (@key) == / != "cvm0" */
+static int add_ifname_match(struct nftnl_rule *r, uint32_t key, uint32_t op)
+{
+	const uint32_t meta[] = { NFTNL_EXPR_META_KEY, key, NFTNL_EXPR_META_DREG, NFT_REG_1 };
 	char ifname[IFNAMSIZ] = CVM_NET_OUTER_IF;
+
+	if (add_expr(r, "meta", 2, meta) < 0)
+		return -1;
+	return add_cmp(r, op, ifname, sizeof(ifname));
+}
+
+static struct nftnl_rule *new_rule(const char *chain)
+{
 	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct nftnl_expr *e[6];
 
 	if (!r)
 		return NULL;
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, CVM_NET_TABLE);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, "postrouting");
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_IPV4);
-	if ((e[0] = nftnl_expr_alloc("payload"))) {
-		nftnl_expr_set_u32(e[0], NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
-		nftnl_expr_set_u32(e[0], NFTNL_EXPR_PAYLOAD_OFFSET, 12);   /* saddr */
-		nftnl_expr_set_u32(e[0], NFTNL_EXPR_PAYLOAD_LEN, 4);
-		nftnl_expr_set_u32(e[0], NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
-	}
-	if ((e[1] = nftnl_expr_alloc("bitwise"))) {
-		nftnl_expr_set_u32(e[1], NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[1], NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[1], NFTNL_EXPR_BITWISE_LEN, 4);
-		nftnl_expr_set(e[1], NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-		nftnl_expr_set(e[1], NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-	}
-	if ((e[2] = nftnl_expr_alloc("cmp"))) {
-		nftnl_expr_set_u32(e[2], NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[2], NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
-		nftnl_expr_set(e[2], NFTNL_EXPR_CMP_DATA, &net, 4);
-	}
-	if ((e[3] = nftnl_expr_alloc("meta"))) {
-		nftnl_expr_set_u32(e[3], NFTNL_EXPR_META_KEY, NFT_META_OIFNAME);
-		nftnl_expr_set_u32(e[3], NFTNL_EXPR_META_DREG, NFT_REG_1);
-	}
-	if ((e[4] = nftnl_expr_alloc("cmp"))) {
-		nftnl_expr_set_u32(e[4], NFTNL_EXPR_CMP_SREG, NFT_REG_1);
-		nftnl_expr_set_u32(e[4], NFTNL_EXPR_CMP_OP, NFT_CMP_NEQ);
-		nftnl_expr_set(e[4], NFTNL_EXPR_CMP_DATA, ifname, sizeof(ifname));
-	}
-	e[5] = nftnl_expr_alloc("masq");
-	for (size_t i = 0; i < 6; i++)
-		if (put_expr(r, e[i]) < 0) {
-			for (size_t j = i + 1; j < 6; j++)
-				if (e[j])
-					nftnl_expr_free(e[j]);
-			nftnl_rule_free(r);
-			return NULL;
-		}
 	return r;
 }
 
-static struct nftnl_chain *nat_chain(void)
+static struct nftnl_rule *masquerade_rule(const struct cvm_net *n)
+{
+	struct nftnl_rule *r = new_rule("postrouting");
+
+	if (r && (add_saddr_match(r, n, NFT_CMP_EQ) < 0 ||
+		  add_ifname_match(r, NFT_META_OIFNAME, NFT_CMP_NEQ) < 0 ||
+		  add_expr(r, "masq", 0, NULL) < 0)) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static struct nftnl_rule *antispoof_rule(const struct cvm_net *n)
+{
+	static const uint32_t drop[] = { NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT,
+					 NFTNL_EXPR_IMM_VERDICT, NF_DROP };
+	struct nftnl_rule *r = new_rule("prerouting");
+
+	if (r && (add_ifname_match(r, NFT_META_IIFNAME, NFT_CMP_EQ) < 0 ||
+		  add_saddr_match(r, n, NFT_CMP_NEQ) < 0 ||
+		  add_expr(r, "immediate", 2, drop) < 0)) {
+		nftnl_rule_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static struct nftnl_chain *base_chain(const char *name, const char *type, uint32_t hook,
+				      int32_t prio)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
 	if (!c)
 		return NULL;
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, CVM_NET_TABLE);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "postrouting");
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "nat");
-	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_POST_ROUTING);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 100);     /* srcnat */
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	return c;
 }
 
+/* The objects of one transaction, freed together. */
+struct nft_objs {
+	struct nftnl_table *table;
+	struct nftnl_chain *chains[2];
+	struct nftnl_rule *rules[2];
+};
+
+static void nft_objs_free(struct nft_objs *o)
+{
+	for (size_t i = 0; i < 2; i++) {
+		if (o->chains[i])
+			nftnl_chain_free(o->chains[i]);
+		if (o->rules[i])
+			nftnl_rule_free(o->rules[i]);
+	}
+	if (o->table)
+		nftnl_table_free(o->table);
+}
+
+static int nft_objs_make(struct nft_objs *o, const struct cvm_net *n, bool whole)
+{
+	o->table = nftnl_table_alloc();
+	if (!o->table)
+		return -1;
+	nftnl_table_set_str(o->table, NFTNL_TABLE_NAME, CVM_NET_TABLE);
+	if (!whole)
+		return 0;
+	o->chains[0] = base_chain("postrouting", "nat", NF_INET_POST_ROUTING, 100);  /* srcnat */
+	o->chains[1] = base_chain("prerouting", "filter", NF_INET_PRE_ROUTING, -300); /* raw */
+	o->rules[0] = masquerade_rule(n);
+	o->rules[1] = antispoof_rule(n);
+	return o->chains[0] && o->chains[1] && o->rules[0] && o->rules[1] ? 0 : -1;
+}
+
+static struct nlmsghdr *batch_msg(struct mnl_nlmsg_batch *b, struct nl *nl, uint16_t type,
+				  uint16_t flags)
+{
+	return nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type, NFPROTO_IPV4, flags,
+				     ++nl->seq);
+}
+
 /* One nf_tables transaction: @type on the table, and with NEWTABLE the
- * chain and the rule too; all of it or nothing. Only the last message asks
+ * chains and rules too; all of it or nothing. Only the last message asks
  * for an ack; errors come back for any message. */
 static int nft_batch(struct nl *nl, const struct cvm_net *n, uint16_t type)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE * 2];
 	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
-	struct nftnl_table *t = nftnl_table_alloc();
-	struct nftnl_chain *c = type == NFT_MSG_NEWTABLE ? nat_chain() : NULL;
-	struct nftnl_rule *r = type == NFT_MSG_NEWTABLE ? masquerade_rule(n) : NULL;
-	bool more = type == NFT_MSG_NEWTABLE;
+	bool whole = type == NFT_MSG_NEWTABLE;
+	struct nft_objs o = { 0 };
 	int ret = -1;
 
-	if (!b || !t || (more && (!c || !r))) {
+	if (!b || nft_objs_make(&o, n, whole) < 0) {
 		errno = ENOMEM;
 		goto out;
 	}
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, CVM_NET_TABLE);
 	nftnl_batch_begin(mnl_nlmsg_batch_current(b), ++nl->seq);
 	mnl_nlmsg_batch_next(b);
-	nftnl_table_nlmsg_build_payload(nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type,
-		NFPROTO_IPV4, more ? NLM_F_CREATE : NLM_F_ACK, ++nl->seq), t);
+	nftnl_table_nlmsg_build_payload(batch_msg(b, nl, type, whole ? NLM_F_CREATE : NLM_F_ACK),
+					o.table);
 	mnl_nlmsg_batch_next(b);
-	if (more) {
-		nftnl_chain_nlmsg_build_payload(nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b),
-			NFT_MSG_NEWCHAIN, NFPROTO_IPV4, NLM_F_CREATE, ++nl->seq), c);
+	for (size_t i = 0; whole && i < 2; i++) {
+		nftnl_chain_nlmsg_build_payload(batch_msg(b, nl, NFT_MSG_NEWCHAIN, NLM_F_CREATE),
+						o.chains[i]);
 		mnl_nlmsg_batch_next(b);
-		nftnl_rule_nlmsg_build_payload(nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b),
-			NFT_MSG_NEWRULE, NFPROTO_IPV4, NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK,
-			++nl->seq), r);
+		nftnl_rule_nlmsg_build_payload(batch_msg(b, nl, NFT_MSG_NEWRULE, NLM_F_CREATE |
+				NLM_F_APPEND | (i == 1 ? NLM_F_ACK : 0)), o.rules[i]);
 		mnl_nlmsg_batch_next(b);
 	}
 	nftnl_batch_end(mnl_nlmsg_batch_current(b), ++nl->seq);
@@ -398,12 +484,7 @@ static int nft_batch(struct nl *nl, const struct cvm_net *n, uint16_t type)
 	/* An error may answer any message of the batch: no seq check. */
 	ret = nl_replies(nl, 0, NULL, NULL);
 out:
-	if (r)
-		nftnl_rule_free(r);
-	if (c)
-		nftnl_chain_free(c);
-	if (t)
-		nftnl_table_free(t);
+	nft_objs_free(&o);
 	if (b)
 		mnl_nlmsg_batch_stop(b);
 	return ret;

@@ -44,6 +44,25 @@ t_outer_side_and_nat() {
 	expect_eq "outer ip_forward" "$(NS_IN_OUTER net2 cat /proc/sys/net/ipv4/ip_forward)" 1
 }
 
+# Root inside may send from any address; the outer side forwards only the
+# workspace's own. The far side is given routes back to the spoofed address,
+# so without the drop the connection would work.
+t_spoofed_source_dropped() {
+	start net7 || return 1
+	nsenter -t "$FAR" -n ip route add 192.0.2.9 via 198.51.100.1 || return 1
+	NS_IN_OUTER net7 ip route add 192.0.2.9 via 10.255.255.254 || return 1
+	NS_IN_OUTER net7 nft list chain ip cvm prerouting > nft || return 1
+	grep -q 'iifname "cvm0" ip saddr != 10.255.255.252/30 drop' nft || { say "rule:"; cat nft >&2; return 1; }
+	# the route's preferred source makes wget send from 192.0.2.9
+	ws_exec net7 -- sh -c 'ip addr add 192.0.2.9/32 dev eth0 &&
+		ip route add 198.51.100.2 via 10.255.255.253 dev eth0 src 192.0.2.9 &&
+		timeout 3 wget -qO- http://198.51.100.2:8080/f; echo rc=$?' > out 2>&1
+	! grep -q far-side out || { say "the spoofed source got through"; return 1; }
+	grep -q 'rc=[1-9]' out || { say "$(cat out)"; return 1; }
+	ws_exec net7 -- sh -c 'ip route del 198.51.100.2 && wget -qO- http://198.51.100.2:8080/f' > out 2>&1
+	grep -q far-side out || { say "control without spoofing failed: $(cat out)"; return 1; }
+}
+
 # Root inside owns its network namespace: bridges, veths, net sysctls.
 t_root_inside_makes_links() {
 	start net3 || return 1
@@ -91,6 +110,7 @@ t_custom_cidr() {
 
 run_test "interface, address, MTU, route, lo, resolv.conf, hosts" with_helpers t_interface_route_dns_hosts
 run_test "the outer side by name; NAT to a far network" with_helpers t_outer_side_and_nat
+run_test "a spoofed source is dropped at cvm0" with_helpers t_spoofed_source_dropped
 run_test "root inside makes bridges, veths, writes net sysctls" with_helpers t_root_inside_makes_links
 run_test "stop removes the nft table and the veth" with_helpers t_stop_removes_everything
 run_test "network = host shares the outer network" with_helpers t_network_host_shares_outer
