@@ -365,17 +365,23 @@ static struct nftnl_rule *new_rule(const char *chain)
 	return r;
 }
 
-static struct nftnl_rule *masquerade_rule(const struct cvm_net *n)
+/* @r, or NULL (and @r freed) when building it @failed. */
+static struct nftnl_rule *rule_done(struct nftnl_rule *r, bool failed)
 {
-	struct nftnl_rule *r = new_rule("postrouting");
-
-	if (r && (add_saddr_match(r, n, NFT_CMP_EQ) < 0 ||
-		  add_ifname_match(r, NFT_META_OIFNAME, NFT_CMP_NEQ) < 0 ||
-		  add_expr(r, "masq", 0, NULL) < 0)) {
+	if (r && failed) {
 		nftnl_rule_free(r);
 		return NULL;
 	}
 	return r;
+}
+
+static struct nftnl_rule *masquerade_rule(const struct cvm_net *n)
+{
+	struct nftnl_rule *r = new_rule("postrouting");
+
+	return rule_done(r, r && (add_saddr_match(r, n, NFT_CMP_EQ) < 0 ||
+				  add_ifname_match(r, NFT_META_OIFNAME, NFT_CMP_NEQ) < 0 ||
+				  add_expr(r, "masq", 0, NULL) < 0));
 }
 
 static struct nftnl_rule *antispoof_rule(const struct cvm_net *n)
@@ -384,13 +390,9 @@ static struct nftnl_rule *antispoof_rule(const struct cvm_net *n)
 					 NFTNL_EXPR_IMM_VERDICT, NF_DROP };
 	struct nftnl_rule *r = new_rule("prerouting");
 
-	if (r && (add_ifname_match(r, NFT_META_IIFNAME, NFT_CMP_EQ) < 0 ||
-		  add_saddr_match(r, n, NFT_CMP_NEQ) < 0 ||
-		  add_expr(r, "immediate", 2, drop) < 0)) {
-		nftnl_rule_free(r);
-		return NULL;
-	}
-	return r;
+	return rule_done(r, r && (add_ifname_match(r, NFT_META_IIFNAME, NFT_CMP_EQ) < 0 ||
+				  add_saddr_match(r, n, NFT_CMP_NEQ) < 0 ||
+				  add_expr(r, "immediate", 2, drop) < 0));
 }
 
 static struct nftnl_chain *base_chain(const char *name, const char *type, uint32_t hook,

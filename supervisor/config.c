@@ -537,19 +537,10 @@ static bool valid_list_path(const char *t, size_t len)
 
 static bool valid_list_entry(const struct key *k, const char *t, size_t len)
 {
-	switch (k->type) {
-	case T_ENV_LIST: return valid_env_entry(t, len);
-	case T_PATH_LIST: return valid_list_path(t, len);
-	case T_NAME_LIST:
-	case T_STRING:
-	case T_PATH:
-	case T_BOOL:
-	case T_U32:
-	case T_DURATION:
-	case T_SIZE:
-	case T_ENUM:
-		break;
-	}
+	if (k->type == T_ENV_LIST)
+		return valid_env_entry(t, len);
+	if (k->type == T_PATH_LIST)
+		return valid_list_path(t, len);
 	return valid_pass_name(t, len);
 }
 
