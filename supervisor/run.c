@@ -379,8 +379,14 @@ static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
 	char in[16], out[16];
 	struct in_addr a;
 
-	if (cvm_net_up(&w->net, netns_fd, err) < 0)
-		return -1;
+	if (cvm_net_up(&w->net, netns_fd, err) < 0) {
+		char msg[CVM_ERROR_MSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return cvm_error_set(err, 0, "%s; %sor set [workspace] network = host (--network "
+				     "host) to share its network", msg, err->err == EPERM ?
+				     "the outer container needs CAP_NET_ADMIN (docker run "
+				     "--privileged) for a private network, " : "");
+	}
 	a.s_addr = htonl(w->net.inner_ip);
 	inet_ntop(AF_INET, &a, in, sizeof(in));
 	a.s_addr = htonl(w->net.outer_ip);

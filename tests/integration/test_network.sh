@@ -108,6 +108,16 @@ t_custom_cidr() {
 	ws_exec net6 -- wget -qO- http://198.51.100.2:8080/f > out 2>&1 && expect_eq "NAT" "$(cat out)" far-side
 }
 
+# Without CAP_NET_ADMIN: nothing starts, and the message says what to do.
+t_no_net_admin_says_why() {
+	outer_start np -- setpriv --bounding-set -net_admin -- \
+		"$CVM" run --rootfs "$ROOTFS" --state "$PWD/state" -- true || return 1
+	local rc=0; outer_wait np 20 || rc=$?
+	expect_eq "exit" "$rc" 125 || return 1
+	grep -q "needs CAP_NET_ADMIN .*network = host" "$OUTER_DIR/np/err" || { outer_log np >&2; return 1; }
+}
+
+run_test "without CAP_NET_ADMIN: exit 125, saying why" t_no_net_admin_says_why
 run_test "interface, address, MTU, route, lo, resolv.conf, hosts" with_helpers t_interface_route_dns_hosts
 run_test "the outer side by name; NAT to a far network" with_helpers t_outer_side_and_nat
 run_test "a spoofed source is dropped at cvm0" with_helpers t_spoofed_source_dropped
