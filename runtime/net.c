@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef CVM_HAVE_PRIVATE_NET
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
@@ -20,6 +21,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#endif
 
 #include "cleanup.h"
 #include "net.h"
@@ -66,6 +68,8 @@ static const char *ip_str(uint32_t ip, char buf[static INET_ADDRSTRLEN])
 	struct in_addr a = { htonl(ip) };
 	return inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
 }
+
+#ifdef CVM_HAVE_PRIVATE_NET
 
 /* ---- netlink plumbing ------------------------------------------------------ */
 
@@ -616,6 +620,23 @@ void cvm_net_down(struct cvm_net *n)
 	n->table_made = n->link_made = false;
 	n->forward_was = -1;
 }
+
+#else   /* built without libmnl/libnftnl */
+
+int cvm_net_up(struct cvm_net *n, int netns_fd, struct cvm_error *err)
+{
+	(void)n;
+	(void)netns_fd;
+	return cvm_error_set(err, ENOTSUP, "private network: this cvm was built without it "
+			     "(no libmnl/libnftnl at build time)");
+}
+
+void cvm_net_down(struct cvm_net *n)
+{
+	(void)n;
+}
+
+#endif
 
 /* ---- /etc files ------------------------------------------------------------- */
 
