@@ -640,9 +640,9 @@ void cvm_net_down(struct cvm_net *n)
 
 /* ---- /etc files ------------------------------------------------------------- */
 
-static bool loopback_nameserver(const char *line)
+/* The address of a "nameserver" line on loopback into @addr, else false. */
+static bool loopback_nameserver(const char *line, char addr[static 64])
 {
-	char addr[64];
 	struct in6_addr a6;
 	struct in_addr a4;
 
@@ -653,30 +653,44 @@ static bool loopback_nameserver(const char *line)
 	return inet_pton(AF_INET6, addr, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
-int cvm_net_resolv_conf(const char *path, char *buf, size_t len, unsigned *dropped,
+static int append(struct cvm_resolv *out, size_t *used, const char *text)
+{
+	size_t l = strlen(text);
+
+	if (*used + l + 2 > sizeof(out->text))
+		return -1;
+	memcpy(out->text + *used, text, l);
+	*used += l;
+	if (l && text[l - 1] != '\n')
+		out->text[(*used)++] = '\n';
+	out->text[*used] = '\0';
+	return 0;
+}
+
+int cvm_net_resolv_conf(const char *path, uint32_t relay_ip, struct cvm_resolv *out,
 			struct cvm_error *err)
 {
 	cleanup_file FILE *f = fopen(path, "re");
-	char line[512];
+	char line[512], addr[64], relay[80];
 	size_t used = 0;
 
-	*dropped = 0;
-	buf[0] = '\0';
+	memset(out, 0, sizeof(*out));
 	if (!f)
 		return errno == ENOENT ? 0 : cvm_error_set(err, errno, "%s", path);
 	while (fgets(line, sizeof(line), f)) {
-		size_t l = strlen(line);
-		if (loopback_nameserver(line)) {
-			(*dropped)++;
-			continue;
+		const char *text = line;
+		if (loopback_nameserver(line, addr)) {
+			if (out->loopback[0] || !relay_ip) {
+				out->dropped++;
+				continue;
+			}
+			snprintf(out->loopback, sizeof(out->loopback), "%s", addr);
+			snprintf(relay, sizeof(relay), "nameserver %s\n",
+				 ip_str(relay_ip, (char[INET_ADDRSTRLEN]){ 0 }));
+			text = relay;
 		}
-		if (used + l + 2 > len)
+		if (append(out, &used, text) < 0)
 			return cvm_error_set(err, EFBIG, "%s", path);
-		memcpy(buf + used, line, l);
-		used += l;
-		if (l && line[l - 1] != '\n')
-			buf[used++] = '\n';
-		buf[used] = '\0';
 	}
 	return 0;
 }

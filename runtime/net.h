@@ -43,10 +43,19 @@ int cvm_net_up(struct cvm_net *n, int netns_fd, struct cvm_error *err);
 /* Remove what cvm_net_up made in the outer namespace; safe to call twice. */
 void cvm_net_down(struct cvm_net *n);
 
-/* The workspace's /etc/resolv.conf from the outer one at @path: every line
- * as it is, except nameservers on loopback, which are unreachable from the
- * workspace's own loopback (they are dropped; @dropped counts them). */
-int cvm_net_resolv_conf(const char *path, char *buf, size_t len, unsigned *dropped,
+/* The workspace's /etc/resolv.conf, from the outer one. */
+struct cvm_resolv {
+	char text[4096];
+	char loopback[64];      /* the first nameserver on loopback, "" if none */
+	unsigned dropped;       /* loopback nameservers left out */
+};
+
+/* Every line of the outer resolv.conf at @path as it is, except nameservers
+ * on loopback, which the workspace's own loopback cannot reach: the first
+ * becomes "nameserver @relay_ip" (a DNS relay there, see dnsrelay.h), the
+ * rest are dropped; with @relay_ip 0 all of them are. A missing file gives
+ * an empty one. */
+int cvm_net_resolv_conf(const char *path, uint32_t relay_ip, struct cvm_resolv *out,
 			struct cvm_error *err);
 
 /* The workspace's /etc/hosts: localhost, @hostname at the inner address,

@@ -24,6 +24,7 @@
 #include "inner.h"
 #include "runtime/cleanup.h"
 #include "runtime/idmap.h"
+#include "runtime/dnsrelay.h"
 #include "runtime/net.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
@@ -294,7 +295,8 @@ struct ws_run {
 	bool has_procfs;
 	int stop_signal;        /* what the inner init stops on, for SIGTERM */
 	struct cvm_net net;
-	char resolv_conf[4096];
+	struct cvm_resolv resolv;
+	struct cvm_dnsrelay dns;        /* when the outer resolver is on loopback */
 	char hosts[1024];
 	struct cvm_ws_file files[2];
 };
@@ -376,6 +378,7 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
 {
 	struct ws_run *w = arg;
+	struct cvm_error dns_err = { 0 };
 	char in[16], out[16];
 	struct in_addr a;
 
@@ -393,7 +396,28 @@ static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
 	inet_ntop(AF_INET, &a, out, sizeof(out));
 	log_info("private network: %s/%u inside (%s), %s outside (%s), MTU %u, NAT",
 		 in, w->net.prefix, CVM_NET_INNER_IF, out, CVM_NET_OUTER_IF, w->net.mtu);
+	if (!w->resolv.loopback[0])
+		return 0;
+	/* The workspace can do without DNS; it is not worth failing the start. */
+	if (cvm_dnsrelay_open(&w->dns, w->net.outer_ip, w->net.net, w->net.prefix,
+			      w->resolv.loopback, &dns_err) < 0)
+		log_warn("the workspace has no DNS: %s", dns_err.msg);
+	else
+		log_info("DNS: the outer resolver %s is on loopback; relaying from %s:53",
+			 w->resolv.loopback, out);
 	return 0;
+}
+
+static void ws_dns_query(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
+{
+	(void)p; (void)fd; (void)events;
+	cvm_dnsrelay_on_query(data);
+}
+
+static void ws_dns_answer(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
+{
+	(void)p; (void)fd; (void)events;
+	cvm_dnsrelay_on_answer(data);
 }
 
 /* The private network's part of the spec, and /etc/resolv.conf and
@@ -402,22 +426,20 @@ static int ws_net_plan(const struct cvm_config *c, struct ws_run *w, struct cvm_
 		       struct cvm_error *err)
 {
 	uint32_t net;
-	unsigned prefix, dropped;
+	unsigned prefix;
 
 	if (strcmp(c->network, "private") != 0)
 		return 0;
 	if (cvm_net_parse_cidr(c->network_cidr, &net, &prefix) < 0)
 		return cvm_error_set(err, 0, "network_cidr %s", c->network_cidr);
 	cvm_net_init(&w->net, net, prefix);
-	if (cvm_net_resolv_conf("/etc/resolv.conf", w->resolv_conf, sizeof(w->resolv_conf),
-				&dropped, err) < 0)
+	if (cvm_net_resolv_conf("/etc/resolv.conf", w->net.outer_ip, &w->resolv, err) < 0)
 		return cvm_error_prefix(err, "DNS for the workspace");
-	if (dropped)
-		log_warn("/etc/resolv.conf: %u nameserver(s) on loopback left out of the "
-			 "workspace's copy (its loopback is its own)%s", dropped,
-			 strstr(w->resolv_conf, "nameserver") ? "" : "; it has no DNS");
+	if (w->resolv.dropped)
+		log_warn("/etc/resolv.conf: %u more nameserver(s) on loopback left out of the "
+			 "workspace's copy (the relay serves the first)", w->resolv.dropped);
 	cvm_net_hosts(&w->net, c->hostname, w->hosts, sizeof(w->hosts));
-	w->files[0] = (struct cvm_ws_file){ "/etc/resolv.conf", w->resolv_conf };
+	w->files[0] = (struct cvm_ws_file){ "/etc/resolv.conf", w->resolv.text };
 	w->files[1] = (struct cvm_ws_file){ "/etc/hosts", w->hosts };
 	spec->files = w->files;
 	spec->n_files = 2;
@@ -459,7 +481,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
 		.engine_dirs = c->engine_dirs, .n_engine_dirs = c->n_engine_dirs,
 	};
-	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 } };
+	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 },
+			    .dns = { .listen_fd = -1, .upstream_fd = -1 } };
 	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
 	int status, ctl_fd = -1;
@@ -518,6 +541,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 			cvm_procserver_signal(&w.procfs, SIGKILL);
 			cvm_procserver_close(&w.procfs);
 		}
+		cvm_dnsrelay_close(&w.dns);
 		cvm_net_down(&w.net);
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
@@ -528,6 +552,10 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	p.signal_all_data = &w;
 	if (w.has_procfs)
 		cvm_procserver_watch(&w.procfs, &p);
+	if (w.dns.listen_fd >= 0 &&
+	    (cvm_pid1_watch(&p, w.dns.listen_fd, ws_dns_query, &w.dns) < 0 ||
+	     cvm_pid1_watch(&p, w.dns.upstream_fd, ws_dns_answer, &w.dns) < 0))
+		log_warn("the workspace has no DNS: cannot watch the relay's sockets");
 	if (cvm_pid1_set_main(&p, w.ws.pid, &err) < 0)
 		log_warn("%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
@@ -546,6 +574,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	close(w.ws.pidfd);
 	if (w.has_procfs)
 		cvm_procserver_close(&w.procfs);
+	cvm_dnsrelay_close(&w.dns);
 	cvm_net_down(&w.net);
 	cvm_cgroup_remove(&w.cg);
 	cvm_env_free(in.envp);

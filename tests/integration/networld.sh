@@ -8,7 +8,9 @@
 # with an HTTP server in the far namespace (port 8080, file f: "far-side")
 # and one in the outer container's (port 8081, "outer-side"). The far side
 # has no route back to the workspace's network: an answer from it proves the
-# outer side's masquerade. Nothing touches the machine's own namespace.
+# outer side's masquerade. The outer container gets ./resolv.conf as its
+# /etc/resolv.conf (made with a nameserver on the far side if the test has
+# none). Nothing touches the machine's own namespace.
 
 PIDS=()
 # bg CMD...: start a helper whose end this script owns (killed at exit)
@@ -34,6 +36,8 @@ world() {
 		ip link set eth0 up' || return 1
 	NS_IN_OUTER "$name" sh -c 'ip link set eth0 mtu 1400 && ip addr add 198.51.100.1/24 dev eth0 &&
 		ip link set eth0 up && ip route add default via 198.51.100.2' || return 1
+	[ -e resolv.conf ] || printf 'search test.example\nnameserver 198.51.100.53\noptions ndots:2\n' > resolv.conf
+	outer_exec "$name" mount --bind "$PWD/resolv.conf" /etc/resolv.conf || return 1
 	bg nsenter -t "$FAR" -n busybox httpd -f -p 8080 -h "$PWD/www-far"
 	bg nsenter -t "$opid" -n busybox httpd -f -p 8081 -h "$PWD/www-outer"
 }
@@ -55,3 +59,20 @@ world_start() {
 	done
 	say "workspace did not come up:"; outer_log "$name" >&2; return 1
 }
+
+# A DNS server for tests: every A query gets 198.51.100.2, anything else an
+# empty answer. usage: python3 -c "$DNS_SERVER" ADDR
+DNS_SERVER='
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    q, peer = s.recvfrom(4096)
+    i = 12
+    while q[i]:
+        i += q[i] + 1
+    qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+    question = q[12:i + 5]
+    a = b"" if qtype != 1 else struct.pack(">HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("198.51.100.2")
+    s.sendto(q[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if a else 0, 0, 0) + question + a, peer)
+'

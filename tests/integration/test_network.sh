@@ -24,9 +24,8 @@ t_interface_route_dns_hosts() {
 	grep -q '^default via 10.255.255.253 dev eth0' out || { say "no default route:"; cat out >&2; return 1; }
 	expect_eq "MTU (the outer default route's)" "$(sed -n 1p out)" 1400 || return 1
 	grep -q 'lo:.*UP' out || { say "lo is down"; return 1; }
-	# resolv.conf: the outer one without loopback nameservers
-	expect_eq "resolv.conf" "$(sed -n '/^---$/,/^---$/p' out | sed '1d;$d')" \
-		"$(grep -v '^ *nameserver *\(127\.\|::1\)' /etc/resolv.conf)" || return 1
+	# resolv.conf: the outer container's, as it is
+	expect_eq "resolv.conf" "$(sed -n '/^---$/,/^---$/p' out | sed '1d;$d')" "$(cat resolv.conf)" || return 1
 	grep -q '^10.255.255.253[[:space:]].*host.docker.internal' out || { say "hosts:"; cat out >&2; return 1; }
 	grep -q '^10.255.255.254[[:space:]]cvm$' out || { say "no hostname in hosts"; return 1; }
 	NS_IN_OUTER net1 ip -o link show cvm0 | grep -q ' mtu 1400 ' || { say "outer MTU differs"; return 1; }
@@ -42,6 +41,24 @@ t_outer_side_and_nat() {
 	NS_IN_OUTER net2 nft list table ip cvm > nft || return 1
 	grep -q 'ip saddr 10.255.255.252/30 oifname != "cvm0" masquerade' nft || { say "rule:"; cat nft >&2; return 1; }
 	expect_eq "outer ip_forward" "$(NS_IN_OUTER net2 cat /proc/sys/net/ipv4/ip_forward)" 1
+}
+
+# An outer resolver on loopback (Docker's 127.0.0.11) is out of the
+# workspace's reach: cvm relays from the outer end of the veth.
+t_dns_relay_for_loopback_resolver() {
+	printf 'nameserver 127.0.0.11\nnameserver 127.0.0.53\noptions ndots:0\n' > resolv.conf
+	start net8 || return 1
+	bg nsenter -t "$(outer_pid net8)" -n python3 -c "$DNS_SERVER" 127.0.0.11
+	ws_exec net8 -- cat /etc/resolv.conf > out
+	expect_eq "resolv.conf" "$(cat out)" "$(printf 'nameserver 10.255.255.253\noptions ndots:0')" || return 1
+	for _ in $(seq 50); do
+		ws_exec net8 -- nslookup far.test > out 2>&1 && break; sleep 0.1
+	done
+	grep -q 'Address.*198.51.100.2' out || { say "$(cat out)"; outer_log net8 | tail -3 >&2; return 1; }
+	# only the workspace's network may use the relay: the far side may not
+	! nsenter -t "$FAR" -n sh -c 'ip route add 10.255.255.252/30 via 198.51.100.1 &&
+		timeout 3 busybox nslookup far.test 10.255.255.253' > out 2>&1 ||
+		{ say "the relay answered the far side: $(cat out)"; return 1; }
 }
 
 # Root inside may send from any address; the outer side forwards only the
@@ -120,6 +137,7 @@ t_no_net_admin_says_why() {
 run_test "without CAP_NET_ADMIN: exit 125, saying why" t_no_net_admin_says_why
 run_test "interface, address, MTU, route, lo, resolv.conf, hosts" with_helpers t_interface_route_dns_hosts
 run_test "the outer side by name; NAT to a far network" with_helpers t_outer_side_and_nat
+run_test "DNS relay for an outer resolver on loopback" with_helpers t_dns_relay_for_loopback_resolver
 run_test "a spoofed source is dropped at cvm0" with_helpers t_spoofed_source_dropped
 run_test "root inside makes bridges, veths, writes net sysctls" with_helpers t_root_inside_makes_links
 run_test "stop removes the nft table and the veth" with_helpers t_stop_removes_everything

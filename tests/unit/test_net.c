@@ -58,27 +58,49 @@ START_TEST(addresses_and_hosts)
 }
 END_TEST
 
-START_TEST(resolv_conf_drops_loopback)
+START_TEST(resolv_conf_loopback)
 {
-	char root[64], path[128], buf[1024];
+	char root[64], path[128];
 	struct cvm_error err = { 0 };
-	unsigned dropped = 99;
+	struct cvm_resolv r;
 
 	tmptree_make(root, "cvm-net");
 	tmptree_put(root, "resolv.conf", "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n"
 		    "  nameserver   127.1.2.3\nnameserver ::1\nnameserver fd00::1\n"
 		    "search example.com\noptions ndots:5");
 	snprintf(path, sizeof(path), "%s/resolv.conf", root);
-	ck_assert_int_eq(cvm_net_resolv_conf(path, buf, sizeof(buf), &dropped, &err), 0);
-	ck_assert_uint_eq(dropped, 3);
-	ck_assert_str_eq(buf, "# comment\nnameserver 10.0.0.2\nnameserver fd00::1\n"
+	/* without a relay: every loopback nameserver is left out */
+	ck_assert_int_eq(cvm_net_resolv_conf(path, 0, &r, &err), 0);
+	ck_assert_uint_eq(r.dropped, 3);
+	ck_assert_str_eq(r.loopback, "");
+	ck_assert_str_eq(r.text, "# comment\nnameserver 10.0.0.2\nnameserver fd00::1\n"
 			 "search example.com\noptions ndots:5\n");
-	/* too big for the buffer: an error, not a cut file */
-	ck_assert_int_lt(cvm_net_resolv_conf(path, buf, 40, &dropped, &err), 0);
+	/* with one: the first becomes the relay, in its place */
+	ck_assert_int_eq(cvm_net_resolv_conf(path, 0x0afffffdu, &r, &err), 0);
+	ck_assert_uint_eq(r.dropped, 2);
+	ck_assert_str_eq(r.loopback, "127.0.0.53");
+	ck_assert_str_eq(r.text, "# comment\nnameserver 10.255.255.253\nnameserver 10.0.0.2\n"
+			 "nameserver fd00::1\nsearch example.com\noptions ndots:5\n");
+	/* ::1 first: the relay's upstream is IPv6 */
+	tmptree_put(root, "resolv6.conf", "nameserver ::1\n");
+	snprintf(path, sizeof(path), "%s/resolv6.conf", root);
+	ck_assert_int_eq(cvm_net_resolv_conf(path, 0x0afffffdu, &r, &err), 0);
+	ck_assert_str_eq(r.loopback, "::1");
+	/* too big: an error, not a cut file */
+	{
+		char big[6000];
+		memset(big, '#', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		for (size_t i = 100; i < sizeof(big) - 1; i += 100)
+			big[i] = '\n';
+		tmptree_put(root, "big.conf", big);
+		snprintf(path, sizeof(path), "%s/big.conf", root);
+		ck_assert_int_lt(cvm_net_resolv_conf(path, 0, &r, &err), 0);
+	}
 	/* none at all: empty, no error (the workspace then has no DNS) */
 	snprintf(path, sizeof(path), "%s/missing", root);
-	ck_assert_int_eq(cvm_net_resolv_conf(path, buf, sizeof(buf), &dropped, &err), 0);
-	ck_assert_str_eq(buf, "");
+	ck_assert_int_eq(cvm_net_resolv_conf(path, 0x0afffffdu, &r, &err), 0);
+	ck_assert_str_eq(r.text, "");
 	tmptree_remove(root);
 }
 END_TEST
@@ -111,7 +133,7 @@ int main(void)
 	tcase_add_test(tc, cidr_good);
 	tcase_add_test(tc, cidr_bad);
 	tcase_add_test(tc, addresses_and_hosts);
-	tcase_add_test(tc, resolv_conf_drops_loopback);
+	tcase_add_test(tc, resolv_conf_loopback);
 	tcase_add_test(tc, engine_dir_names);
 	suite_add_tcase(s, tc);
 	return tmptree_run(s);
