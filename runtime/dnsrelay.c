@@ -10,6 +10,10 @@
 #include "dnsrelay.h"
 
 #define DNS_HEADER 12
+/* Packets handled per call: a workspace flooding the relay must not keep
+ * PID 1's loop (signals, reaping) from its other work. The fds are polled
+ * level-triggered, so what is left is handled on the next round. */
+#define BATCH 32
 
 static int udp_socket(int family)
 {
@@ -70,8 +74,8 @@ void cvm_dnsrelay_on_query(struct cvm_dnsrelay *r)
 	socklen_t len = sizeof(from);
 	ssize_t n;
 
-	while ((n = recvfrom(r->listen_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-			     &len)) >= 0) {
+	for (int i = 0; i < BATCH && (n = recvfrom(r->listen_fd, buf, sizeof(buf), 0,
+						   (struct sockaddr *)&from, &len)) >= 0; i++) {
 		unsigned slot = r->next++ % CVM_DNSRELAY_SLOTS;
 		uint16_t id;
 
@@ -97,7 +101,8 @@ void cvm_dnsrelay_on_answer(struct cvm_dnsrelay *r)
 	unsigned char buf[4096];
 	ssize_t n;
 
-	while ((n = recv(r->upstream_fd, buf, sizeof(buf), 0)) >= 0 || errno == ECONNREFUSED) {
+	for (int i = 0; i < BATCH && ((n = recv(r->upstream_fd, buf, sizeof(buf), 0)) >= 0 ||
+				     errno == ECONNREFUSED); i++) {
 		uint16_t id;
 		unsigned slot;
 
