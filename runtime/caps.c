@@ -34,6 +34,9 @@ static const struct cvm_cap_note supervisor_keep[] = {
 	{ CAP_SYS_PTRACE, "sys_ptrace",
 	  "join a workspace whose init is cvm's own: that init is not dumpable, so setns "
 	  "through its pidfd needs it" },
+	/* last: kept only with a private network */
+	{ CAP_NET_ADMIN, "net_admin",
+	  "network = private only: remove the nftables table cvm added outside, on stop" },
 };
 
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n)
@@ -42,9 +45,9 @@ const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n)
 	return bound_drop;
 }
 
-const struct cvm_cap_note *cvm_caps_supervisor_kept(size_t *n)
+const struct cvm_cap_note *cvm_caps_supervisor_kept(bool net_admin, size_t *n)
 {
-	*n = sizeof(supervisor_keep) / sizeof(supervisor_keep[0]);
+	*n = sizeof(supervisor_keep) / sizeof(supervisor_keep[0]) - (net_admin ? 0 : 1);
 	return supervisor_keep;
 }
 
@@ -59,10 +62,12 @@ int cvm_caps_bound(struct cvm_error *err)
 	return 0;
 }
 
-int cvm_caps_supervisor_drop(struct cvm_error *err)
+int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err)
 {
+	size_t n = sizeof(supervisor_keep) / sizeof(supervisor_keep[0]) - (net_admin ? 0 : 1);
+
 	capng_clear(CAPNG_SELECT_BOTH);
-	for (size_t i = 0; i < sizeof(supervisor_keep) / sizeof(supervisor_keep[0]); i++)
+	for (size_t i = 0; i < n; i++)
 		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
 			     (unsigned)supervisor_keep[i].cap);
 	if (capng_apply(CAPNG_SELECT_BOTH) < 0)

@@ -3,6 +3,7 @@
 #ifndef CVM_CAPS_H
 #define CVM_CAPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -19,11 +20,12 @@ struct cvm_cap_note {
 int cvm_caps_bound(struct cvm_error *err);
 
 /* After setup: keep only the short list below in every set, the bounding
- * set included, so that nothing cvm runs later can regain the rest. */
-int cvm_caps_supervisor_drop(struct cvm_error *err);
+ * set included, so that nothing cvm runs later can regain the rest;
+ * cap_net_admin only with @net_admin (a private network to take down). */
+int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err);
 
 /* The two lists with their reasons (for `cvm check` and the docs). */
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n);
-const struct cvm_cap_note *cvm_caps_supervisor_kept(size_t *n);
+const struct cvm_cap_note *cvm_caps_supervisor_kept(bool net_admin, size_t *n);
 
 #endif

@@ -264,7 +264,7 @@ static int open_null(int root_fd, struct cvm_error *err)
 static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	char ptsgid[32];
-	cleanup_close int dev_fd = -1, null_fd = -1;
+	cleanup_close int dev_fd = -1;
 
 	if (mount_hidden_witnesses(root_fd, err) < 0 ||
 	    mount_tmpfs(root_fd, "/dev", "0755", "64k", s->id_base,
@@ -281,11 +281,12 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	    mount_tmpfs(root_fd, "/dev/shm", "1777", "50%", s->id_base, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/dev/mqueue", "mqueue", NULL, NOSUID_NODEV_NOEXEC, err) < 0)
 		return -1;
-	null_fd = open_null(root_fd, err);
-	if (null_fd < 0)
-		return -1;
-	/* /dev/console: the terminal cvm was started on, else /dev/null. */
-	return bind_fd(s->console_fd >= 0 ? s->console_fd : null_fd, root_fd, "/dev/console", 0, err);
+	/* /dev/console: the terminal cvm was started on, else none, as under
+	 * Docker without -t (systemd then starts no getty on it: its
+	 * console-getty.service needs /dev/console to exist). */
+	if (s->console_fd < 0)
+		return 0;
+	return bind_fd(s->console_fd, root_fd, "/dev/console", 0, err);
 }
 
 static int mask_paths(int root_fd, struct cvm_error *err)
@@ -442,9 +443,32 @@ static int apply_extras(int root_fd, const struct cvm_mounts_spec *s, struct cvm
 	return 0;
 }
 
+/* With a network namespace of its own, the net sysctls are the
+ * workspace's (the kernel checks writes against the user namespace that
+ * owns the network namespace): /proc/sys/net stays writable over the
+ * read-only /proc/sys, as dockerd and systemd need (ip_forward, rp_filter).
+ * Cloned from the proc mount before /proc/sys goes read-only. */
+static int clone_proc_sys_net(int root_fd, const struct cvm_mounts_spec *s,
+			      struct cvm_error *err)
+{
+	cleanup_close int fd = -1;
+	int mfd;
+
+	if (!s->own_netns)
+		return -1;
+	fd = cvm_root_open(root_fd, "/proc/sys/net", CVM_ROOT_NOCREATE, S_IFDIR, err);
+	if (fd < 0)
+		return -1;
+	mfd = sys_open_tree(fd, "", AT_EMPTY_PATH | CVM_OPEN_TREE_CLONE | CVM_OPEN_TREE_CLOEXEC);
+	if (mfd < 0)
+		return cvm_error_set(err, errno, "/proc/sys/net");
+	return mfd;
+}
+
 int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err)
 {
 	static const char *const no_opts[] = { NULL };
+	cleanup_close int sys_net = -1;
 
 	if (mount_new(root_fd, "/proc", "proc", no_opts, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/sys", "sysfs", no_opts,
@@ -463,7 +487,11 @@ int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 			return -1;
 	if (apply_extras(root_fd, s, err) < 0)
 		return cvm_error_prefix(err, "gpu");
+	if (s->own_netns && (sys_net = clone_proc_sys_net(root_fd, s, err)) < 0)
+		return -1;
 	if (mask_paths(root_fd, err) < 0 || readonly_paths_apply(root_fd, err) < 0)
 		return -1;
+	if (sys_net >= 0 && cvm_mount_at(sys_net, root_fd, "/proc/sys/net", S_IFDIR, err) < 0)
+		return cvm_error_prefix(err, "writable /proc/sys/net");
 	return 0;
 }

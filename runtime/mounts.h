@@ -54,6 +54,7 @@ struct cvm_mounts_spec {
 	bool dev_fuse;
 	bool dev_tun;
 	int console_fd;         /* a terminal to show as /dev/console, or -1 */
+	bool own_netns;         /* the workspace has its own network namespace */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
 	const struct cvm_ws_extras *extras;     /* NULL: none */

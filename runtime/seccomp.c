@@ -78,6 +78,12 @@ int cvm_seccomp_apply(char *const *extra_deny, struct cvm_error *err)
 
 	if (!ctx)
 		return cvm_error_set(err, ENOMEM, "seccomp");
+	/* libseccomp sets no_new_privs by default, which every process of the
+	 * workspace would inherit: sudo, su and setuid or file-capability
+	 * binaries would stop working, in systemd's services too. Callers are
+	 * root of the workspace's user namespace (CAP_SYS_ADMIN there), which
+	 * the kernel accepts instead; the filter is the same. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	for (size_t i = 0; i < N_DENIED && r == 0; i++)
 		r = deny(ctx, denied[i].name, denied[i].err);
 	/* userfaultfd only for user-mode faults (UFFD_USER_MODE_ONLY = 1):

@@ -263,6 +263,55 @@ static int bind_procfs(int mfd, char *const *only, int root_fd, struct cvm_error
 	return 0;
 }
 
+/* Bind each engine dir from the state layer (attached at "state" in the
+ * builder's scratch space, idmapped already): overlay2 inside then runs on
+ * the state dir's filesystem, not on the workspace's overlay. */
+static int mount_engine_dirs(const struct cvm_ws_spec *s, int root_fd, struct cvm_error *err)
+{
+	char name[256], path[300];
+
+	for (size_t i = 0; i < s->n_engine_dirs; i++) {
+		cvm_ws_engine_dir_name(s->engine_dirs[i], name, sizeof(name));
+		snprintf(path, sizeof(path), "state/engines/%s", name);
+		cleanup_close int mfd = sys_open_tree(AT_FDCWD, path, CVM_OPEN_TREE_CLONE |
+						      CVM_OPEN_TREE_CLOEXEC);
+		if (mfd < 0)
+			return cvm_error_set(err, errno, "engine dir %s", s->engine_dirs[i]);
+		if (cvm_mount_at(mfd, root_fd, s->engine_dirs[i], S_IFDIR, err) < 0)
+			return cvm_error_prefix(err, "engine dir");
+	}
+	return 0;
+}
+
+/* Write @f into the rootfs as the workspace's root. The image is untrusted:
+ * whatever sits at the path that is not a plain file is refused, except a
+ * symlink, which is replaced (an image's resolv.conf often points into
+ * /run, at a resolver the workspace does not run). Nothing inside runs
+ * yet, so nothing can swap the entry between the check and the open. */
+static int write_ws_file(int root_fd, const struct cvm_ws_write *f, struct cvm_error *err)
+{
+	const char *name = strrchr(f->path, '/') + 1;
+	char dir[4096];
+	struct stat st;
+	cleanup_close int dfd = -1, fd = -1;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(name - f->path), f->path);
+	dfd = cvm_root_open(root_fd, dir, CVM_ROOT_DIR, S_IFDIR, err);
+	if (dfd < 0)
+		return cvm_error_prefix(err, "%s", f->path);
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISLNK(st.st_mode) && unlinkat(dfd, name, 0) < 0)
+			return cvm_error_set(err, errno, "replace the symlink %s", f->path);
+		if (!S_ISLNK(st.st_mode) && !S_ISREG(st.st_mode))
+			return cvm_error_set(err, 0, "%s in the image is not a file", f->path);
+	}
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		    0644);
+	if (fd < 0 || write(fd, f->content, strlen(f->content)) != (ssize_t)strlen(f->content))
+		return cvm_error_set(err, errno, "write %s", f->path);
+	return 0;
+}
+
 static int enter_root(int root_fd, struct cvm_error *err)
 {
 	/* pivot_root(".", ".") stacks the old root under the new one; the
@@ -281,6 +330,7 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 		.id_base = s->uid_base, .id_count = s->uid_count, .userns_fd = l->userns_fd,
 		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun, .console_fd = s->console_fd,
 		.mounts = s->mounts, .n_mounts = s->n_mounts, .extras = s->extras,
+		.own_netns = s->net_setup != NULL,
 	};
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 
@@ -290,6 +340,11 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		return cvm_error_set(err, errno, "rootfs");
+	for (size_t i = 0; i < s->n_writes; i++)
+		if (write_ws_file(root_fd, &s->writes[i], err) < 0)
+			return -1;
+	if (mount_engine_dirs(s, root_fd, err) < 0)
+		return -1;
 	if (cvm_mount_system(root_fd, &ms, err) < 0 ||
 	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, s->procfs_files, root_fd, err) < 0) ||
 	    enter_root(root_fd, err) < 0)
@@ -323,8 +378,10 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 		pid_t b;
 		close(pipefd[0]);
 		/* The cgroup namespace too: cgroup2 mounted from there shows the
-		 * workspace's group as its root. */
-		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP) < 0 ||
+		 * workspace's group as its root; and the network namespace, for
+		 * sysfs to show the workspace's interfaces. */
+		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP |
+			  (s->net_setup ? CLONE_NEWNET : 0)) < 0 ||
 		    unshare(CLONE_NEWNS) < 0 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			cvm_error_set(&e, errno, "enter the workspace namespaces");
@@ -535,6 +592,48 @@ static int list_extras(const struct cvm_ws_spec *s, int state_fd, struct cvm_err
 	return 0;
 }
 
+void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	while (*path == '/')
+		path++;
+	for (; *path && o + 5 < len; path++) {
+		if (*path == '/') {
+			while (path[1] == '/')
+				path++;
+			if (path[1])
+				buf[o++] = '-';
+		} else if (*path == '-' || *path == '\\')
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", (unsigned char)*path);
+		else
+			buf[o++] = *path;
+	}
+	buf[o] = '\0';
+}
+
+/* STATE/engines/NAME for each engine dir, owned by 0 on disk (the
+ * workspace's root through the idmapped state layer). */
+static int prepare_engine_dirs(const struct cvm_ws_spec *s, int state_fd, struct cvm_error *err)
+{
+	cleanup_close int fd = -1;
+	char name[256];
+
+	if (!s->n_engine_dirs)
+		return 0;
+	if (mkdirat(state_fd, "engines", 0755) < 0 && errno != EEXIST)
+		return cvm_error_set(err, errno, "%s/engines", s->state);
+	fd = openat(state_fd, "engines", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cvm_error_set(err, errno, "%s/engines", s->state);
+	for (size_t i = 0; i < s->n_engine_dirs; i++) {
+		cvm_ws_engine_dir_name(s->engine_dirs[i], name, sizeof(name));
+		if (mkdirat(fd, name, 0755) < 0 && errno != EEXIST)
+			return cvm_error_set(err, errno, "%s/engines/%s", s->state, name);
+	}
+	return 0;
+}
+
 static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 {
 	cleanup_close int fd = -1;
@@ -548,7 +647,9 @@ static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 	if ((mkdirat(fd, "upper", 0755) < 0 && errno != EEXIST) ||
 	    (mkdirat(fd, "work", 0700) < 0 && errno != EEXIST))
 		return cvm_error_set(err, errno, "state dir %s", s->state);
-	return list_extras(s, fd, err);
+	if (list_extras(s, fd, err) < 0)
+		return -1;
+	return prepare_engine_dirs(s, fd, err);
 }
 
 static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers *l,
@@ -583,6 +684,20 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 	return copy_image_once(s, state_dirfd, err);
 }
 
+static int setup_net(const struct cvm_ws_spec *s, pid_t pid, struct cvm_error *err)
+{
+	char path[64];
+	cleanup_close int fd = -1;
+
+	if (!s->net_setup)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cvm_error_set(err, errno, "%s", path);
+	return s->net_setup(fd, s->net_arg, err);
+}
+
 static void close_layers(struct ws_layers *l)
 {
 	cvm_closep(&l->procfs_mfd);
@@ -608,6 +723,8 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
 		return cvm_error_set(err, errno, "socketpair");
 	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	if (s->net_setup)
+		ca.flags |= CLONE_NEWNET;
 	if (s->cgroup_fd >= 0) {
 		/* Born in its group: no moment when it runs under cvm's limits. */
 		ca.flags |= CVM_CLONE_INTO_CGROUP;
@@ -637,7 +754,8 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		return cvm_error_set(err, errno, "clone3 into new namespaces");
 	}
 	if ((late_cgroup && move_into_cgroup(pid, s->cgroup_fd, sp[0], err) < 0) ||
-	    write_id_maps(pid, s, err) < 0 || open_layers(s, pid, &l, err) < 0 ||
+	    write_id_maps(pid, s, err) < 0 || setup_net(s, pid, err) < 0 ||
+	    open_layers(s, pid, &l, err) < 0 ||
 	    run_builder(s, &l, pidfd, sp[0], err) < 0) {
 		close_layers(&l);
 		close(sp[0]);

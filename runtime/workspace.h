@@ -10,6 +10,12 @@
 #include "error.h"
 #include "mounts.h"
 
+/* A file cvm writes into the rootfs (resolv.conf, hosts). */
+struct cvm_ws_write {
+	const char *path;       /* absolute, inside */
+	const char *content;
+};
+
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute) */
 	const char *state;              /* persistent dir (absolute), made if missing */
@@ -25,6 +31,19 @@ struct cvm_ws_spec {
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
 	const struct cvm_ws_extras *extras;     /* GPU nodes, files, links; or NULL */
+	/* Dirs inside (absolute) bound from STATE/engines/<escaped path>: a
+	 * real filesystem for nested engines' overlay2, kept across restarts. */
+	char *const *engine_dirs;
+	size_t n_engine_dirs;
+	/* Files written into the rootfs at each start (through the overlay,
+	 * so they persist; a symlink in their place is replaced). */
+	const struct cvm_ws_write *writes;
+	size_t n_writes;
+	/* A network namespace of its own (owned by the workspace's user
+	 * namespace); @net_setup then runs as outer root with an fd of it,
+	 * before anything inside runs. NULL: no private network. */
+	int (*net_setup)(int netns_fd, void *arg, struct cvm_error *err);
+	void *net_arg;
 	/* One line of news from the outer side (the fallback copy's progress). */
 	void (*note)(const char *line, void *arg);
 	void *note_arg;
@@ -38,6 +57,11 @@ struct cvm_ws {
 	pid_t pid;      /* the workspace's PID 1, as the outer side sees it */
 	int pidfd;
 };
+
+/* The name under STATE/engines/ of the engine dir @path ("/var/lib/docker"
+ * -> "var-lib-docker"; '-' and '\\' escaped as \x2d and \x5c, systemd's way,
+ * so that different paths never share a dir). */
+void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
 
 /* Build and start the workspace; @init runs once everything is mounted.
  * Returns 0, or -1 with nothing left running. */

@@ -571,10 +571,10 @@ static void print_json_string(const char *s);
 
 /* What cvm itself will hold once a workspace runs, and what the workspace
  * can never get back, from the same tables runtime/ applies. */
-static void print_caps_text(void)
+static void print_caps_text(const struct cvm_config *c)
 {
 	size_t n;
-	const struct cvm_cap_note *k = cvm_caps_supervisor_kept(&n);
+	const struct cvm_cap_note *k = cvm_caps_supervisor_kept(!strcmp(c->network, "private"), &n);
 
 	printf("\ncapabilities (cvm after setup / workspace bounding set):\n");
 	printf("  cvm keeps only, in every set (bounding set too):\n");
@@ -619,7 +619,7 @@ static void print_notes_json(const char *key, const struct cvm_cap_note *k, size
 static void print_security_json(const struct cvm_config *c)
 {
 	size_t n;
-	const struct cvm_cap_note *k = cvm_caps_supervisor_kept(&n);
+	const struct cvm_cap_note *k = cvm_caps_supervisor_kept(!strcmp(c->network, "private"), &n);
 	const struct cvm_seccomp_rule *rule;
 
 	fputs(",\n\"capabilities\": {", stdout);
@@ -654,7 +654,7 @@ static void print_text(const struct report *r)
 	}
 	if (r->gpu_plan)
 		printf("\nGPU plan:\n%s", r->gpu_plan);
-	print_caps_text();
+	print_caps_text(r->c);
 	print_seccomp_text(r->c);
 	if (w == CVM_CHECK_MISSING) {
 		list_names(r, CVM_CHECK_MISSING, names, sizeof(names));

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "../runtime/cleanup.h"
+#include "../runtime/net.h"
 #include "../runtime/seccomp.h"
 
 /* Enum fields are written through an int pointer by the generic setter. */
@@ -36,6 +37,7 @@ enum key_type {
 	T_ENUM,         /* int index into choices[] */
 	T_ENV_LIST,     /* NAME=VALUE entries, newline-separated, replace by NAME */
 	T_NAME_LIST,    /* NAME or PREFIX*, separated by commas or whitespace */
+	T_PATH_LIST,    /* absolute paths without "..", separated by commas or whitespace */
 };
 
 /* SEC_MOUNT stays last: the named-section lookup stops at it. */
@@ -83,6 +85,8 @@ static int check_hostname(const struct key *k, const char *value, const char *so
 			  struct cvm_error *err);
 static int check_network(const struct key *k, const char *value, const char *source,
 			 struct cvm_error *err);
+static int check_cidr(const struct key *k, const char *value, const char *source,
+		      struct cvm_error *err);
 static int check_limit(const struct key *k, const char *value, const char *source,
 		       struct cvm_error *err);
 static int check_proc_files(const struct key *k, const char *value, const char *source,
@@ -131,8 +135,13 @@ static const struct key keys[] = {
 	  "NAME=VALUE set inside the workspace" },
 	{ SEC_WORKSPACE, "env_pass", T_NAME_LIST, CFG(env_pass), CFG(n_env_pass), NULL, NULL,
 	  NULL, "outer variables passed in: NAME or PREFIX*" },
-	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "host", NULL, check_network,
-	  "network mode" },
+	{ SEC_WORKSPACE, "network", T_STRING, CFG(network), 0, "private", NULL, check_network,
+	  "private (own network namespace, veth, NAT) or host (the outer container's)" },
+	{ SEC_WORKSPACE, "network_cidr", T_STRING, CFG(network_cidr), 0, CVM_DEFAULT_NETWORK_CIDR,
+	  NULL, check_cidr, "addresses of the private network: outer end .1, workspace .2" },
+	{ SEC_WORKSPACE, "engine_dirs", T_PATH_LIST, CFG(engine_dirs), CFG(n_engine_dirs),
+	  CVM_DEFAULT_ENGINE_DIRS, NULL, NULL,
+	  "dirs inside kept on the state dir's filesystem, for nested container engines" },
 	{ SEC_WORKSPACE, "seccomp", T_BOOL, CFG(seccomp), 0, "yes", NULL, NULL,
 	  "refuse the syscalls that reach the node (kexec, modules, the clock, ...)" },
 	{ SEC_WORKSPACE, "seccomp_deny", T_NAME_LIST, CFG(seccomp_deny), CFG(n_seccomp_deny), NULL,
@@ -384,6 +393,7 @@ static const char *expected(const struct key *k, char *buf, size_t size)
 	case T_SIZE: return "expected a size like 512M, 4G, 1.5G";
 	case T_ENV_LIST: return "expected NAME=VALUE";
 	case T_NAME_LIST: return "expected variable names or PREFIX*, separated by commas";
+	case T_PATH_LIST: return "expected absolute paths, separated by commas";
 	case T_ENUM:
 		break;
 	}
@@ -428,6 +438,7 @@ static int parse_scalar(const struct key *k, const char *value, void *field)
 	case T_PATH:
 	case T_ENV_LIST:
 	case T_NAME_LIST:
+	case T_PATH_LIST:
 		break;
 	}
 	errno = EINVAL;
@@ -536,6 +547,33 @@ static bool valid_pass_name(const char *t, size_t len)
 	return n == len || (n > 0 && n + 1 == len && t[n] == '*');
 }
 
+/* An absolute path inside, not "/" itself, without "." or ".." parts. */
+static bool valid_list_path(const char *t, size_t len)
+{
+	if (len < 2 || t[0] != '/')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		size_t part = i + 1;
+		if (t[i] != '/')
+			continue;
+		while (part < len && t[part] != '/')
+			part++;
+		if ((part - i == 2 && t[i + 1] == '.') ||
+		    (part - i == 3 && t[i + 1] == '.' && t[i + 2] == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_list_entry(const struct key *k, const char *t, size_t len)
+{
+	if (k->type == T_ENV_LIST)
+		return valid_env_entry(t, len);
+	if (k->type == T_PATH_LIST)
+		return valid_list_path(t, len);
+	return valid_pass_name(t, len);
+}
+
 /* A later NAME=VALUE replaces an earlier one, so that layers override per
  * variable instead of piling up duplicates. */
 static int env_put(char ***list, size_t *n, const char *t, size_t len)
@@ -588,11 +626,12 @@ static int set_list(const struct key *k, void *base, const char *value, const ch
 	if (k->check && k->check(k, value, source, err) < 0)
 		return -1;
 	while ((t = next_token(&p, seps, &len))) {
-		if (!(env ? valid_env_entry(t, len) : valid_pass_name(t, len)))
+		if (!valid_list_entry(k, t, len))
 			return cvm_error_set(err, 0, "%s: bad entry '%.*s' for %s: %s", source,
 					     (int)len, t, k->name,
-					     env ? "expected NAME=VALUE, one per line"
-						 : "expected a variable name or PREFIX*");
+					     env ? "expected NAME=VALUE, one per line" :
+					     k->type == T_PATH_LIST ? "expected an absolute path "
+					     "without . or .. parts" : "expected a variable name or PREFIX*");
 	}
 	for (p = value; (t = next_token(&p, seps, &len));) {
 		if ((env ? env_put : pass_put)(list, n, t, len) < 0)
@@ -620,13 +659,23 @@ static int check_hostname(const struct key *k, const char *value, const char *so
 static int check_network(const struct key *k, const char *value, const char *source,
 			 struct cvm_error *err)
 {
-	if (strcmp(value, "host") == 0)
+	if (strcmp(value, "host") == 0 || strcmp(value, "private") == 0)
 		return 0;
-	if (strcmp(value, "private") == 0)
-		return cvm_error_set(err, 0, "%s: %s = private is not implemented yet; use host",
-				     source, k->name);
-	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected host", source, value,
-			     k->name);
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected private or host", source,
+			     value, k->name);
+}
+
+static int check_cidr(const struct key *k, const char *value, const char *source,
+		      struct cvm_error *err)
+{
+	uint32_t net;
+	unsigned prefix;
+
+	if (cvm_net_parse_cidr(value, &net, &prefix) == 0)
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected an IPv4 network like "
+			     "%s (host bits zero, prefix /8 to /30)", source, value, k->name,
+			     CVM_DEFAULT_NETWORK_CIDR);
 }
 
 /* Values of [resources]; turned into cgroup files in supervisor/resources.c. */
@@ -748,8 +797,12 @@ static void init_key(const struct key *k, void *base)
 		return;
 	case T_ENV_LIST:
 	case T_NAME_LIST:
+	case T_PATH_LIST:
 		*(char ***)field = empty_list;
 		*(size_t *)((char *)base + k->count_off) = 0;
+		/* A list's default is a value like any other; a bad one is a build bug. */
+		if (k->def && set_list(k, base, k->def, "default", &(struct cvm_error){ 0 }) < 0)
+			abort();
 		return;
 	case T_BOOL:
 	case T_U32:
@@ -780,7 +833,7 @@ static void free_section(void *base, enum section_id sec)
 			continue;
 		if (k->type == T_STRING || k->type == T_PATH)
 			free_string(k, field_of(base, k));
-		else if (k->type == T_ENV_LIST || k->type == T_NAME_LIST)
+		else if (k->type == T_ENV_LIST || k->type == T_NAME_LIST || k->type == T_PATH_LIST)
 			list_clear(field_of(base, k), (size_t *)((char *)base + k->count_off));
 	}
 }
@@ -931,6 +984,7 @@ static int apply(const struct key *k, void *base, const char *value, const char 
 	switch (k->type) {
 	case T_ENV_LIST:
 	case T_NAME_LIST:
+	case T_PATH_LIST:
 		return set_list(k, base, value, source, err);
 	case T_STRING:
 	case T_PATH:

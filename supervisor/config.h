@@ -17,6 +17,12 @@
 
 #define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
 #define CVM_DEFAULT_CONTROL_SOCKET "/run/cvm/control.sock"
+/* Out of the way of the usual pod (10.244/16, 10.42/16), service (10.96/12)
+ * and Docker (172.17-31/16, 192.168/16) networks. */
+#define CVM_DEFAULT_NETWORK_CIDR "10.255.255.252/30"
+/* Where nested engines keep images and layers: overlay2 cannot stack its
+ * upper dirs on the workspace's own overlay. */
+#define CVM_DEFAULT_ENGINE_DIRS "/var/lib/docker, /var/lib/containerd, /var/lib/buildkit"
 /* The /proc server's files ([proc] files), as runtime/procfs/server.h names them. */
 #define CVM_PROC_FILE_NAMES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
 	"loadavg", "diskstats"
@@ -60,7 +66,10 @@ struct cvm_config {
 	size_t n_env;
 	char **env_pass;                /* NAME or PREFIX*, NULL-terminated */
 	size_t n_env_pass;
-	char *network;                  /* "host" */
+	char *network;                  /* "private" or "host" */
+	char *network_cidr;             /* the private network, "A.B.C.D/N" */
+	char **engine_dirs;             /* paths inside bound from STATE/engines/ */
+	size_t n_engine_dirs;
 	bool seccomp;                   /* the syscall profile (runtime/seccomp.c) */
 	char **seccomp_deny;            /* more syscalls refused (EPERM), NULL-terminated */
 	size_t n_seccomp_deny;

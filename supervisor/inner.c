@@ -66,6 +66,38 @@ int cvm_inner_check(const struct cvm_inner *in, int root_fd, struct cvm_error *e
 	return 0;
 }
 
+static bool same_file_in(int root_fd, const char *a, const char *b)
+{
+	struct cvm_open_how how = { .flags = O_PATH | O_CLOEXEC,
+				    .resolve = CVM_RESOLVE_IN_ROOT | CVM_RESOLVE_NO_MAGICLINKS };
+	cleanup_close int fa = sys_openat2(root_fd, a, &how, sizeof(how));
+	cleanup_close int fb = sys_openat2(root_fd, b, &how, sizeof(how));
+	struct stat sa, sb;
+
+	return fa >= 0 && fb >= 0 && fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+bool cvm_inner_is_systemd(const struct cvm_inner *in, int root_fd)
+{
+	const char *init = in->config->init, *end;
+	size_t len;
+
+	switch (inner_mode(in, root_fd)) {
+	case RUN_IMAGE_INIT:
+		return same_file_in(root_fd, "/sbin/init", "/lib/systemd/systemd") ||
+		       same_file_in(root_fd, "/sbin/init", "/usr/lib/systemd/systemd");
+	case RUN_INIT_COMMAND:
+		len = strcspn(init, " \t");
+		end = init + len;
+		return len >= 7 && !strncmp(end - 7, "systemd", 7) &&
+		       (len == 7 || end[-8] == '/');
+	case RUN_UNDER_CVM:
+		break;
+	}
+	return false;
+}
+
 /* Split "init" on blanks (no shell: it runs before anything else). */
 static void split_words(char *s, char **argv, size_t max)
 {

@@ -2,6 +2,8 @@
 #ifndef CVM_INNER_H
 #define CVM_INNER_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 struct cvm_inner {
@@ -18,6 +20,11 @@ int cvm_inner_init(void *arg);
  * that has neither /sbin/init nor /bin/sh fails with a message up front.
  * @root_fd is the image dir. */
 int cvm_inner_check(const struct cvm_inner *in, int root_fd, struct cvm_error *err);
+
+/* Whether the inner init will be systemd (the image's /sbin/init is the
+ * same file as its /lib/systemd/systemd, or init names a systemd binary):
+ * it stops on SIGRTMIN+3 (SIGTERM makes systemd re-execute itself). */
+bool cvm_inner_is_systemd(const struct cvm_inner *in, int root_fd);
 
 /* Remember where main()'s argv lives, so the inner init can overwrite it. */
 void cvm_inner_save_argv(int argc, char **argv);

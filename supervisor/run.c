@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <arpa/inet.h>
 
 #include "bootstrap.h"
 #include "cli.h"
@@ -27,6 +28,8 @@
 #include "runtime/cleanup.h"
 #include "runtime/idmap.h"
 #include "runtime/join.h"
+#include "runtime/dnsrelay.h"
+#include "runtime/net.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
 #include "gpu/gpu.h"
@@ -78,6 +81,12 @@ static const struct run_flag run_flags[] = {
 	  "first outer uid/gid of the workspace (default 100000)" },
 	{ "uid-count", 0, "N", "workspace", "uid_count", NULL,
 	  "how many ids the workspace gets (default 65536)" },
+	{ "network", 0, "MODE", "workspace", "network", NULL,
+	  "private (default: own namespace, veth, NAT) or host" },
+	{ "network-cidr", 0, "CIDR", "workspace", "network_cidr", NULL,
+	  "private network's addresses (default " CVM_DEFAULT_NETWORK_CIDR ")" },
+	{ "engine-dirs", 0, "DIRS", "workspace", "engine_dirs", NULL,
+	  "dirs inside kept in STATE/engines, for nested engines (default /var/lib/docker, ...)" },
 	{ "fuse", 0, NULL, "devices", "fuse", "yes", "give the workspace /dev/fuse" },
 	{ "tun", 0, NULL, "devices", "tun", "yes", "give the workspace /dev/net/tun" },
 	{ "gpu", 0, NULL, "gpu", "enable", "yes",
@@ -272,6 +281,12 @@ struct ws_run {
 	bool has_procfs;
 	struct cvm_bootstrap boot;
 	bool join_net;          /* the workspace has its own network namespace */
+	int stop_signal;        /* what the inner init stops on, for SIGTERM */
+	struct cvm_net net;
+	struct cvm_resolv resolv;
+	struct cvm_dnsrelay dns;        /* when the outer resolver is on loopback */
+	char hosts[1024];
+	struct cvm_ws_write writes[2];
 };
 
 /* When cvm run began, for the "workspace ready" line. */
@@ -289,7 +304,8 @@ static uint64_t ms_since(const struct timespec *t0)
 static int ws_signal_all(int sig, void *data)
 {
 	struct ws_run *w = data;
-	int n = sys_pidfd_send_signal(w->ws.pidfd, sig, NULL, 0) == 0;
+	int n = sys_pidfd_send_signal(w->ws.pidfd, sig == SIGTERM ? w->stop_signal : sig,
+				      NULL, 0) == 0;
 
 	/* The /proc server goes with the workspace (TERM is enough for it). */
 	if (w->has_procfs && sig != SIGCONT)
@@ -443,6 +459,79 @@ static void ws_gpu_free(struct ws_gpu *g)
 	cvm_gpu_plan_free(&g->plan);
 }
 
+static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
+{
+	struct ws_run *w = arg;
+	struct cvm_error dns_err = { 0 };
+	char in[16], out[16];
+	struct in_addr a;
+
+	if (cvm_net_up(&w->net, netns_fd, err) < 0) {
+		char msg[CVM_ERROR_MSG_MAX];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return cvm_error_set(err, 0, "%s; %sor set [workspace] network = host (--network "
+				     "host) to share its network", msg, err->err == EPERM ?
+				     "the outer container needs CAP_NET_ADMIN (docker run "
+				     "--privileged) for a private network, " : "");
+	}
+	a.s_addr = htonl(w->net.inner_ip);
+	inet_ntop(AF_INET, &a, in, sizeof(in));
+	a.s_addr = htonl(w->net.outer_ip);
+	inet_ntop(AF_INET, &a, out, sizeof(out));
+	log_info("network", "private network: %s/%u inside (%s), %s outside (%s), MTU %u, NAT",
+		 in, w->net.prefix, CVM_NET_INNER_IF, out, CVM_NET_OUTER_IF, w->net.mtu);
+	if (!w->resolv.loopback[0])
+		return 0;
+	/* The workspace can do without DNS; it is not worth failing the start. */
+	if (cvm_dnsrelay_open(&w->dns, w->net.outer_ip, w->net.net, w->net.prefix,
+			      w->resolv.loopback, &dns_err) < 0)
+		log_warn("network", "the workspace has no DNS: %s", dns_err.msg);
+	else
+		log_info("network", "DNS: the outer resolver %s is on loopback; relaying from %s:53",
+			 w->resolv.loopback, out);
+	return 0;
+}
+
+static void ws_dns_query(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
+{
+	(void)p; (void)fd; (void)events;
+	cvm_dnsrelay_on_query(data);
+}
+
+static void ws_dns_answer(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
+{
+	(void)p; (void)fd; (void)events;
+	cvm_dnsrelay_on_answer(data);
+}
+
+/* The private network's part of the spec, and /etc/resolv.conf and
+ * /etc/hosts to go with it. */
+static int ws_net_plan(const struct cvm_config *c, struct ws_run *w, struct cvm_ws_spec *spec,
+		       struct cvm_error *err)
+{
+	uint32_t net;
+	unsigned prefix;
+
+	if (strcmp(c->network, "private") != 0)
+		return 0;
+	if (cvm_net_parse_cidr(c->network_cidr, &net, &prefix) < 0)
+		return cvm_error_set(err, 0, "network_cidr %s", c->network_cidr);
+	cvm_net_init(&w->net, net, prefix);
+	if (cvm_net_resolv_conf("/etc/resolv.conf", w->net.outer_ip, &w->resolv, err) < 0)
+		return cvm_error_prefix(err, "DNS for the workspace");
+	if (w->resolv.dropped)
+		log_warn("network", "/etc/resolv.conf: %u more nameserver(s) on loopback left out of the "
+			 "workspace's copy (the relay serves the first)", w->resolv.dropped);
+	cvm_net_hosts(&w->net, c->hostname, w->hosts, sizeof(w->hosts));
+	w->writes[0] = (struct cvm_ws_write){ "/etc/resolv.conf", w->resolv.text };
+	w->writes[1] = (struct cvm_ws_write){ "/etc/hosts", w->hosts };
+	spec->writes = w->writes;
+	spec->n_writes = 2;
+	spec->net_setup = ws_net_setup;
+	spec->net_arg = w;
+	return 0;
+}
+
 /* Everything that can be checked before anything starts. */
 static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 		       struct cvm_error *err)
@@ -475,8 +564,10 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		.uid_count = c->uid_count, .hostname = c->hostname, .dev_fuse = c->dev_fuse,
 		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
+		.engine_dirs = c->engine_dirs, .n_engine_dirs = c->n_engine_dirs,
 	};
-	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 } };
+	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 },
+			    .dns = { .listen_fd = -1, .upstream_fd = -1 } };
 	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
 	int status, ctl_fd = -1;
@@ -499,6 +590,25 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	for (size_t i = 0; i < c->n_mounts; i++)
 		mounts[i] = (struct cvm_ws_mount){ c->mounts[i].name, c->mounts[i].source,
 						   c->mounts[i].target, c->mounts[i].readonly };
+	w.stop_signal = SIGTERM;
+	{
+		cleanup_close int root_fd = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (root_fd >= 0 && cvm_inner_is_systemd(&in, root_fd)) {
+			w.stop_signal = SIGRTMIN + 3;
+			log_debug("workspace", "the inner init is systemd: stop is SIGRTMIN+3");
+		}
+	}
+	/* systemd and other inits look here to learn they run in a container. */
+	if (!cvm_env_get(in.envp, "container") && cvm_env_set(&in.envp, "container", "cvm") < 0) {
+		log_error("workspace", "out of memory");
+		cvm_env_free(in.envp);
+		return CVM_EXIT_SETUP_FAILED;
+	}
+	if (ws_net_plan(c, &w, &spec, &err) < 0) {
+		log_error("workspace", "%s", err.msg);
+		cvm_env_free(in.envp);
+		return 2;
+	}
 	if (ws_cgroup(c, &w, &err) < 0) {
 		log_error("cgroup", "cgroup: %s", err.msg);
 		cvm_cgroup_remove(&w.cg);
@@ -527,6 +637,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 			cvm_procserver_signal(&w.procfs, SIGKILL);
 			cvm_procserver_close(&w.procfs);
 		}
+		cvm_dnsrelay_close(&w.dns);
+		cvm_net_down(&w.net);
 		cvm_cgroup_remove(&w.cg);
 		cvm_env_free(in.envp);
 		ws_gpu_free(&gpu);
@@ -539,6 +651,10 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	p.signal_all_data = &w;
 	if (w.has_procfs)
 		cvm_procserver_watch(&w.procfs, &p);
+	if (w.dns.listen_fd >= 0 &&
+	    (cvm_pid1_watch(&p, w.dns.listen_fd, ws_dns_query, &w.dns) < 0 ||
+	     cvm_pid1_watch(&p, w.dns.upstream_fd, ws_dns_answer, &w.dns) < 0))
+		log_warn("network", "the workspace has no DNS: cannot watch the relay's sockets");
 	if (cvm_pid1_set_main(&p, w.ws.pid, &err) < 0)
 		log_warn("supervisor", "%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace", "workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
@@ -552,7 +668,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("control", "cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
 	/* Setup is over: what cvm does from here on (exec, bootstrap, stop,
 	 * serve /proc) needs next to no privilege in the outer container. */
-	if (cvm_caps_supervisor_drop(&err) < 0)
+	if (cvm_caps_supervisor_drop(!strcmp(c->network, "private"), &err) < 0)
 		log_warn("supervisor", "%s; cvm keeps all its capabilities", err.msg);
 	ws_ready(c, &w, &p, in.envp);
 	status = cvm_pid1_run(&p);
@@ -564,6 +680,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	close(w.ws.pidfd);
 	if (w.has_procfs)
 		cvm_procserver_close(&w.procfs);
+	cvm_dnsrelay_close(&w.dns);
+	cvm_net_down(&w.net);
 	cvm_cgroup_remove(&w.cg);
 	if (w.boot.out_fd >= 0)
 		close(w.boot.out_fd);

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,12 +449,25 @@ static void a_pivot_root_out(void)
 
 /* ---- /proc/sys, sysrq, /sys ---------------------------------------------- */
 
+static unsigned long ns_ino(const char *path);
+
+/* Whether this process has a network namespace of its own (not the outer
+ * container's): then the net sysctls and sockets here are the workspace's. */
+static bool own_netns(void)
+{
+	return ns_ino("/proc/self/ns/net") != strtoul(env_or("ESC_NS_net", "0"), NULL, 10);
+}
+
 /* Open for writing; when that works, write back what the file holds. */
 static void write_back(const char *name, const char *path, bool open_only)
 {
 	char old[4096] = "";
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 
+	if (fd >= 0 && !strncmp(path, "/proc/sys/net/", 14) && own_netns()) {
+		close(fd);
+		return report(name, false, "network namespace: %s is the workspace's own", path);
+	}
 	if (fd < 0 && errno == ENOENT)
 		return report(name, false, "absent on this kernel: %s", path);
 	if (fd < 0)
@@ -796,15 +810,35 @@ static void a_bpf_kprobe(void)
 static void a_raw_socket(void)
 {
 	int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-	unsigned long outer = strtoul(env_or("ESC_NS_net", "0"), NULL, 10);
 
 	if (s < 0)
 		return report("raw_socket_on_node_network", false, "%s", errno_name(errno));
 	close(s);
-	if (ns_ino("/proc/self/ns/net") != outer)
+	if (own_netns())
 		return report("raw_socket_on_node_network", false,
-			      "allowed, in the workspace's own network namespace");
+			      "network namespace: allowed, on the workspace's own network");
 	report("raw_socket_on_node_network", true, "packet socket on the outer network");
+}
+
+/* Abstract unix sockets belong to a network namespace, not to a path: with
+ * the outer network shared, any listener outside is one connect away
+ * (containerd-shim, CVE-2020-15257). The outer side listens on one. */
+static void a_abstract_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *tag = env_or("ESC_TAG", "cvm-escape-tag-unset");
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(tag));
+
+	snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "%s", tag);
+	if (connect(s, (struct sockaddr *)&sa, len) == 0) {
+		close(s);
+		return report("abstract_socket_of_outer_network", true, "connected to @%s", tag);
+	}
+	int e = errno;
+	close(s);
+	report("abstract_socket_of_outer_network", false, "network namespace: @%s: %s", tag,
+	       errno_name(e));
 }
 
 /* ---- ids, keys, oom ------------------------------------------------------ */
@@ -1060,6 +1094,7 @@ static int cmd_all(void)
 	a_perf();
 	a_bpf_kprobe();
 	a_raw_socket();
+	a_abstract_socket();
 	a_userns_outer_ids();
 	a_keys();
 	a_oom_score();

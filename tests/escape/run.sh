@@ -59,6 +59,10 @@ attack() {
 		'while [ ! -e /escape/go ]; do sleep 0.05; done
 		 /escape/escape all > /tmp/escape-init.out 2>&1; exec sleep 100000' || return 1
 	outer_exec "$name" bash -c "exec -a $TAG sleep 100000" > /dev/null 2>&1 &
+	# and an abstract unix socket listening in the outer network namespace
+	outer_exec "$name" python3 -c "import socket, time
+s = socket.socket(socket.AF_UNIX); s.bind('\0$TAG'); s.listen(); time.sleep(100000)" \
+		> /dev/null 2>&1 &
 	for _ in $(seq 100); do
 		for p in $(pgrep -f "^$TAG"); do
 			[ "$(stat -L -c %i /proc/"$p"/ns/pid)" = \
@@ -97,6 +101,10 @@ attack() {
 
 attack a || exit 1
 attack b --no-seccomp || exit 1
+# The control for the network attempts: sharing the outer network (network
+# = host, by configuration), the outer abstract socket is reachable. So the
+# attempt can succeed, and what stops it in a is the private network.
+attack c --network host || exit 1
 
 # The verdicts, one test line per attempt. Which layer: the same outcome
 # without the profile (numbers aside) means the probe's reason stands;
@@ -136,11 +144,16 @@ t_at_least_40_attempts() {
 	[ "$n" -ge 40 ] || { say "only $n distinct attempts"; return 1; }
 	echo "    $n distinct attempts ran" >&2
 }
+t_abstract_socket_control() {
+	grep -q $'^abstract_socket_of_outer_network\tESCAPED' "$DIR/c.out" ||
+		{ say "with network = host: $(grep abstract "$DIR/c.out")"; return 1; }
+}
 t_outer_side_unchanged() {
 	outer_state > "$DIR/after"
 	diff "$DIR/before" "$DIR/after" >&2
 }
 run_test init_hands_down_nothing t_init_hands_down_nothing
 run_test at_least_40_attempts t_at_least_40_attempts
+run_test abstract_socket_reachable_with_host_network t_abstract_socket_control
 run_test outer_side_unchanged t_outer_side_unchanged
 finish

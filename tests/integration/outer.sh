@@ -2,8 +2,10 @@
 # from unshare. Source it (bash, after lib.sh); needs root, cgroup2, util-linux.
 #
 #   outer_start NAME [--env K=V ...] -- CMD [ARGS...]
-#       Start CMD as PID 1 of new pid, mount, cgroup, uts and ipc namespaces
-#       and return once it runs (1 if it could not start). Inside: a fresh
+#       Start CMD as PID 1 of new pid, mount, cgroup, uts, ipc and network
+#       namespaces and return once it runs (1 if it could not start). Its
+#       network has only lo (up) until a test adds more (outer_pid + ip link
+#       ... netns), so nothing it does reaches the machine's. Inside: a fresh
 #       /proc, cgroup2 at /sys/fs/cgroup showing only its own subtree
 #       (<cgroup2 mount>/cvm-test.<script pid>.NAME, the cgroup ns root), a
 #       tmpfs on /run; the host's files otherwise, cwd the caller's. CMD gets
@@ -12,7 +14,8 @@
 #       environment plus each --env. NAME: unique per script, no "/".
 #       $OUTER_DIR/NAME/pid: PID 1's host PID; $OUTER_DIR/NAME/state: an
 #       empty dir for the container's state (e.g. cvm --state).
-#   outer_exec NAME CMD...   like docker exec: CMD in its namespaces and in
+#   outer_exec NAME CMD...   like docker exec: CMD in its namespaces (network
+#       included) and in
 #       PID 1's cgroup, with PID 1's root and cwd; returns CMD's status (125
 #       if the container is not running); stdio pass through.
 #   outer_wait NAME [SECONDS]  wait (default 30, whole seconds) for PID 1 to
@@ -59,6 +62,7 @@ echo $? > "$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"'
 OUTER_SETUP='d=$1; shift
 mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
 	mount -t tmpfs -o mode=0755 tmpfs /run || exit 125
+ip link set lo up || exit 125
 : > "$d/ready"
 exec env --default-signal "$@"'
 
@@ -87,7 +91,7 @@ outer_start() {
 	mkdir "$d/state"
 	# Recorded before anything runs, so outer_cleanup finds even a half-started one.
 	echo "$cg" > "$d/cgroup" && mkdir "$cg" || return 1
-	unshare --pid --mount --uts --ipc --propagation private -- \
+	unshare --pid --mount --uts --ipc --net --propagation private -- \
 		bash -c "$OUTER_PARENT" outer-parent "$cg" "$d" "$OUTER_SETUP" -- "${envs[@]}" "$@" \
 		</dev/null >/dev/null 2>"$d/unshare.err" &
 	echo $! > "$d/unshare.pid"
@@ -112,9 +116,9 @@ outer_exec() {
 	outer_running "$name" || { echo "outer_exec: $name is not running" >&2; return 125; }
 	pid=$(outer_pid "$name")
 	if [ -x "/proc/$pid/root/bin/sh" ]; then
-		nsenter -t "$pid" -p -m -C -u -i -r -w -- /bin/sh -c "$OUTER_JOIN" sh "$@"
+		nsenter -t "$pid" -p -m -C -u -i -n -r -w -- /bin/sh -c "$OUTER_JOIN" sh "$@"
 	else   # a root without sh: still inside, just not in its cgroup
-		nsenter -t "$pid" -p -m -C -u -i -r -w -- "$@"
+		nsenter -t "$pid" -p -m -C -u -i -n -r -w -- "$@"
 	fi
 }
 

@@ -87,22 +87,26 @@ t_hybrid_cgroups() {
 
 # The capabilities and seccomp sections come from the tables cvm applies:
 # what cvm keeps must be what a running cvm holds (test_exec.sh checks
-# CapEff 0x80002 = dac_override, sys_ptrace), and config-added refusals and
+# CapEff 0x81002 = dac_override, sys_ptrace, net_admin), and config-added refusals and
 # seccomp = no show.
 t_security_sections() {
-	"$CVM" check > out || return 1
+	CVM_WORKSPACE_NETWORK=private "$CVM" check > out || return 1
 	sed -n '/^capabilities/,/^seccomp profile:/p' out > caps
-	[ "$(sed -n '/cvm keeps only/,/bounding set lacks/p' caps | grep -c '^    ')" = 2 ] &&
+	[ "$(sed -n '/cvm keeps only/,/bounding set lacks/p' caps | grep -c '^    ')" = 3 ] &&
 		grep -q '^    dac_override ' caps && grep -q '^    sys_ptrace ' caps &&
 		grep -q '^    sys_module ' caps || { say "$(cat caps)"; return 1; }
 	grep -qE '^    kexec_load +EPERM' out && grep -qE '^    name_to_handle_at +EOPNOTSUPP' out ||
 		{ say "$(cat out)"; return 1; }
-	CVM_WORKSPACE_SECCOMP_DENY=ptrace,bpf "$CVM" check --json > on.json || return 1
+	CVM_WORKSPACE_NETWORK=private CVM_WORKSPACE_SECCOMP_DENY=ptrace,bpf \
+		"$CVM" check --json > on.json || return 1
+	CVM_WORKSPACE_NETWORK=host "$CVM" check --json > host.json || return 1
 	CVM_WORKSPACE_SECCOMP=no "$CVM" check --json > off.json || return 1
-	python3 - on.json off.json <<-'EOF'
+	python3 - on.json off.json host.json <<-'EOF'
 	import json, sys
-	on, off = (json.load(open(f)) for f in sys.argv[1:3])
+	on, off, host = (json.load(open(f)) for f in sys.argv[1:4])
 	keeps = [c["name"] for c in on["capabilities"]["cvm_keeps"]]
+	assert keeps == ["dac_override", "sys_ptrace", "net_admin"], keeps
+	keeps = [c["name"] for c in host["capabilities"]["cvm_keeps"]]
 	assert keeps == ["dac_override", "sys_ptrace"], keeps
 	sp = on["seccomp_profile"]
 	assert sp["enabled"] is True

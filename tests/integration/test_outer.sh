@@ -30,7 +30,7 @@ t_pid_file_is_pid1_on_the_host() {
 	pid=$(cat "$OUTER_DIR/pf/pid")
 	expect_eq "comm" "$(cat /proc/"$pid"/comm)" sleep || return 1
 	expect_eq "parent" "$(awk '{print $4}' /proc/"$pid"/stat)" "$(cat "$OUTER_DIR/pf/unshare.pid")" || return 1
-	for ns in pid mnt cgroup uts ipc; do
+	for ns in pid mnt cgroup uts ipc net; do
 		[ "$(readlink /proc/"$pid"/ns/$ns)" != "$(readlink /proc/self/ns/$ns)" ] ||
 			{ say "shares the host's $ns namespace"; return 1; }
 	done

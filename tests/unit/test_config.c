@@ -219,7 +219,12 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.env[0]);
 	ck_assert_uint_eq(cfg.n_env_pass, 0);
 	ck_assert_ptr_null(cfg.env_pass[0]);
-	ck_assert_str_eq(cfg.network, "host");
+	ck_assert_str_eq(cfg.network, "private");
+	ck_assert_str_eq(cfg.network_cidr, "10.255.255.252/30");
+	ck_assert_uint_eq(cfg.n_engine_dirs, 3);
+	ck_assert_str_eq(cfg.engine_dirs[0], "/var/lib/docker");
+	ck_assert_str_eq(cfg.engine_dirs[2], "/var/lib/buildkit");
+	ck_assert_ptr_null(cfg.engine_dirs[3]);
 	ck_assert(!cfg.dev_fuse && !cfg.dev_tun);
 	ck_assert_uint_eq(cfg.n_mounts, 0);
 	ck_assert_ptr_null(cfg.config_path);
@@ -492,9 +497,17 @@ static const struct {
 	{ "[workspace]\nhostname =\n", 2, "empty value for hostname", "expected" },
 	{ "[workspace]\ninit =\n", 2, "empty value for init", "expected some text" },
 	{ "[workspace]\nuser =\n", 2, "empty value for user", "expected some text" },
-	{ "[workspace]\nnetwork = private\n", 2, "network = private",
-	  "not implemented yet; use host" },
-	{ "[workspace]\nnetwork = bridge\n", 2, "network", "expected host" },
+	{ "[workspace]\nengine_dirs = var/lib/docker\n", 2, "'var/lib/docker' for engine_dirs",
+	  "absolute path" },
+	{ "[workspace]\nengine_dirs = /var/../etc\n", 2, "engine_dirs", "without . or .." },
+	{ "[workspace]\nengine_dirs = /a/./b\n", 2, "engine_dirs", "without . or .." },
+	{ "[workspace]\nengine_dirs = /\n", 2, "engine_dirs", "absolute path" },
+	{ "[workspace]\nnetwork = bridge\n", 2, "network", "expected private or host" },
+	{ "[workspace]\nnetwork_cidr = 10.0.0.1/30\n", 2, "network_cidr", "host bits zero" },
+	{ "[workspace]\nnetwork_cidr = 10.0.0.0/31\n", 2, "network_cidr", "/8 to /30" },
+	{ "[workspace]\nnetwork_cidr = 10.0.0.0\n", 2, "network_cidr", "IPv4 network" },
+	{ "[workspace]\nnetwork_cidr = 10.0.0.0/+8\n", 2, "network_cidr", "IPv4 network" },
+	{ "[workspace]\nnetwork_cidr = 300.0.0.0/8\n", 2, "network_cidr", "IPv4 network" },
 	{ "[workspace]\nenv = NOEQUALS\n", 2, "'NOEQUALS' for env", "NAME=VALUE" },
 	{ "[workspace]\nenv = 1FOO=bar\n", 2, "env", "NAME=VALUE" },
 	{ "[workspace]\nenv = =bar\n", 2, "env", "NAME=VALUE" },
@@ -954,7 +967,8 @@ START_TEST(test_example_values)
 	static const char *const all_keys[] = {
 		"stop_timeout", "signal_target", "log_level", "log_format", "control_socket",
 		"rootfs", "state", "init", "hostname", "uid_base", "uid_count",
-		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "fuse",
+		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "network_cidr",
+		"engine_dirs", "fuse",
 		"tun", "source", "target", "readonly", "cpus", "memory", "virtualize", "files",
 		"enable", "visible_devices", "host_lib_dir", "inner_lib_dir", "script",
 	};
