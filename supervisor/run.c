@@ -672,6 +672,13 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("supervisor", "%s; cvm keeps all its capabilities", err.msg);
 	ws_ready(c, &w, &p, in.envp);
 	status = cvm_pid1_run(&p);
+	/* reboot(2) in a pid namespace (systemd's poweroff or halt, busybox
+	 * poweroff) ends its init with SIGINT: the workspace shut down as asked,
+	 * which is a clean exit, not "killed by SIGINT" (130). */
+	if (WIFSIGNALED(p.main_status) && WTERMSIG(p.main_status) == SIGINT) {
+		log_info("workspace", "the workspace powered off (its init halted the pid namespace)");
+		status = 0;
+	}
 	cvm_pid1_close(&p);
 	if (ctl_fd >= 0) {
 		close(ctl_fd);

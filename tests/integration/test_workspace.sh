@@ -180,6 +180,14 @@ t_seccomp_deny_from_config() {
 	has unshare-ok
 }
 
+# reboot(2) inside (poweroff -f) halts the workspace's pid namespace: a
+# clean power-off, exit 0, not "killed by SIGINT" (130).
+t_poweroff_inside_is_a_clean_exit() {
+	ws --rootfs "$ROOTFS" --state "$PWD/state" -- sh -c 'poweroff -f; sleep 10'
+	expect_eq "exit" "$?" 0 || { cat err >&2; return 1; }
+	grep -q "the workspace powered off" err || { cat err >&2; return 1; }
+}
+
 # Root inside has every capability, in the workspace's user namespace only.
 t_capabilities_only_inside() {
 	ws_sh 'grep CapEff /proc/self/status; grep CapBnd /proc/self/status; hostname renamed && hostname
