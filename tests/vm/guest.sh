@@ -180,15 +180,22 @@ t_docker_memory_limit() {
 		"trap '$alloc' USR1; echo waiting; while :; do sleep 0.1; done" > /tmp/m32 2>&1 &
 	RUN=$!
 	for i in $(seq 600); do grep -q waiting /tmp/m32 && break; sleep 0.2; done
+	grep -q waiting /tmp/m32 || { say "the 32m container did not start: $(cat /tmp/m32)"; kill "$RUN"; return 1; }
 	# The nested container's own group, seen from outside: the VM's kernel
 	# has it under cvm's workspace group with the limit docker asked for.
 	scope=$(find "$CG/workspace" -type d -name 'docker-*.scope' | head -1)
 	max=$(cat "$scope/memory.max" 2>&1)
 	ex docker kill -s USR1 m32 > /dev/null
 	wait "$RUN"; rc32=$?
+	# The kill as the kernel counts it, in the scope's parent (the scope is
+	# gone with the container). Docker's OOMKilled is shown, not asserted:
+	# Debian 12's containerd 1.6 may report the exit before the OOM event
+	# and leave it false (containerd issues 8180, 8893; fixed by its PR 12714).
+	slice=${scope%/*}
+	slice_ev=$(sed -n 's/^oom_kill //p' "$slice/memory.events")
 	oom=$(ex docker inspect -f '{{.State.OOMKilled}}' m32 2>&1)
 	say "--memory 32m: exit $rc32, OOMKilled $oom, ${scope#"$CG/"} memory.max $max," \
-		"$(since "$t1") s: $(tr '\n' ' ' < /tmp/m32)"
+		"oom_kill $slice_ev in ${slice#"$CG/"}, $(since "$t1") s: $(tr '\n' ' ' < /tmp/m32)"
 	t1=$(uptime_s)
 	ex docker run --rm --network none --memory 128m bb:1 sh -c "$alloc" > /tmp/m128 2>&1; rc128=$?
 	say "--memory 128m: exit $rc128, $(since "$t1") s: $(tr '\n' ' ' < /tmp/m128)"
@@ -197,7 +204,7 @@ t_docker_memory_limit() {
 	ev=$(sed -n 's/^oom_kill //p' "$CG/workspace/memory.events")
 	alive=$(ex echo alive 2>&1)
 	say "the workspace: memory.max $wsmax, oom_kill $ev, exec: $alive"
-	[ "$max" = 33554432 ] && [ "$rc32" = 137 ] && [ "$oom" = true ] && grep -qx 33554432 /tmp/m32 &&
+	[ "$max" = 33554432 ] && [ "$rc32" = 137 ] && [ "$slice_ev" = 1 ] && grep -qx 33554432 /tmp/m32 &&
 		! grep -q 'records out' /tmp/m32 &&
 		[ "$rc128" = 0 ] && grep -qx 134217728 /tmp/m128 && grep -q '^1+0 records out' /tmp/m128 &&
 		[ "$wsmax" = max ] && [ "$ev" = 1 ] && [ "$alive" = alive ]
