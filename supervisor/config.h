@@ -79,6 +79,7 @@ struct cvm_config {
 	bool proc_virtualize;
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
+	bool proc_passthrough;
 
 	/* [mount "NAME"] */
 	struct cvm_mount *mounts;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,13 +37,18 @@ static pid_t spawn(struct cvm_procserver *s)
 }
 
 int cvm_procserver_start(struct cvm_procserver *s, const char *cg_top, unsigned owner,
-			  struct cvm_error *err)
+			  bool passthrough, struct cvm_error *err)
 {
 	memset(s, 0, sizeof(*s));
 	s->pid = -1;
 	snprintf(s->pf.cg_top, sizeof(s->pf.cg_top), "%s", cg_top ? cg_top : "");
 	clock_gettime(CLOCK_BOOTTIME, &s->pf.start);
 	s->pf.owner = owner;
+	s->pf.passthrough = passthrough;
+	s->pf.state = mmap(NULL, cvm_procfs_state_size(), PROT_READ | PROT_WRITE,
+			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s->pf.state == MAP_FAILED)
+		return cvm_error_set(err, errno, "/proc server: shared state");
 	s->pf.fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (s->pf.fuse_fd < 0)
 		return cvm_error_set(err, errno, "/proc virtualization needs /dev/fuse in the outer "

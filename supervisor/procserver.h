@@ -14,7 +14,7 @@ struct cvm_procserver {
 
 /* Open /dev/fuse and start the server. -1 with @err when there is no FUSE. */
 int cvm_procserver_start(struct cvm_procserver *s, const char *cg_top, unsigned owner,
-			  struct cvm_error *err);
+			  bool passthrough, struct cvm_error *err);
 
 /* Let PID 1's reaping restart the server whenever it dies (until stopping);
  * takes PID 1's on_reap hook. */

@@ -416,7 +416,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
 	spec.procfs_fd = -1;
 	if (c->proc_virtualize) {
-		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base, &err) < 0)
+		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base,
+					 c->proc_passthrough, &err) < 0)
 			log_warn("the workspace gets the host's /proc numbers: %s", err.msg);
 		else {
 			w.has_procfs = true;

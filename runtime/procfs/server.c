@@ -1,16 +1,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
+#include "runtime/syscalls.h"
 #include "fuse_abi.h"
 #include "render.h"
 #include "server.h"
@@ -35,11 +39,16 @@ const char *cvm_procfs_target(const char *name)
 	return NULL;
 }
 
-/* One open file: the content as rendered at open, so that reads at any
- * offset and of any size are slices of one snapshot. */
+/* One open file: the content as rendered at its last read at offset 0,
+ * so that reads at any offset and of any size are slices of one snapshot,
+ * and a reader that keeps the file open and reads it again from the start
+ * (procps: top, vmstat and free -s lseek to 0 and read) gets new numbers,
+ * as from the kernel's own seq_file. */
 struct handle {
+	bool used;
+	bool rendered;
 	char *data;
-	size_t len;
+	size_t len, cap;
 };
 static struct handle handles[MAX_HANDLES];
 static size_t last_len[N_FILES];   /* per file: the length of the last snapshot */
@@ -157,10 +166,11 @@ static void reader_cgroup(const struct cvm_procfs *p, pid_t pid, char *out, size
 		}
 }
 
-static ssize_t render(const struct cvm_procfs *p, unsigned file, pid_t pid, char *out, size_t len)
+static ssize_t render(const struct cvm_procfs *p, unsigned file, const char *leaf, char *out,
+		      size_t len)
 {
 	static char host[MAX_FILE];
-	char leaf[4096], online_text[4096] = "0";
+	char online_text[4096] = "0";
 	struct cvm_cg_view v;
 	struct cvm_cpuset online, cpus;
 	struct cvm_error err = { 0 };
@@ -183,7 +193,6 @@ static ssize_t render(const struct cvm_procfs *p, unsigned file, pid_t pid, char
 		return slurp("/proc/diskstats", host, sizeof(host)) < 0 ? -1 :
 			cvm_render_diskstats(host, io, out, len);
 	}
-	reader_cgroup(p, pid, leaf, sizeof(leaf));
 	if (!p->cg_top[0] || cvm_cg_view_load(p->cg_top, leaf, file == 0 || file == 4 ?
 					      CVM_VIEW_MEM : CVM_VIEW_CPU, &v, &err) < 0) {
 		memset(&v, 0, sizeof(v));
@@ -212,16 +221,91 @@ static ssize_t render(const struct cvm_procfs *p, unsigned file, pid_t pid, char
 	}
 }
 
+/* ---- snapshots ------------------------------------------------------------- */
+
+/* How long a render (and the reader -> cgroup lookup) is reused: below the
+ * resolution of what the files print (uptime and CPU times in 1/100 s) and
+ * far below how often the kernel folds its own per-CPU memory counters
+ * (vm.stat_interval, 1 s), so no reader can tell, while a loop of opens
+ * costs one render per 10 ms instead of one per open. */
+#define TTL 0.010
+
+static double now_s(void)
+{
+	return boottime();
+}
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;        /* FNV-1a */
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h | 1;                               /* never 0: 0 is "none" */
+}
+
+/* The reader's cgroup, by the pid the request came from. */
+struct leaf {
+	pid_t pid;
+	double at;
+	uint64_t key;
+	char path[4096];
+};
+
+static const struct leaf *reader_leaf(const struct cvm_procfs *p, pid_t pid, double now)
+{
+	static struct leaf cache[16];
+	static unsigned next;
+
+	for (size_t i = 0; i < 16; i++)
+		if (cache[i].key && cache[i].pid == pid && now - cache[i].at < TTL)
+			return &cache[i];
+	struct leaf *e = &cache[next++ % 16];
+	reader_cgroup(p, pid, e->path, sizeof(e->path));
+	e->pid = pid;
+	e->at = now;
+	e->key = hash(e->path);
+	return e;
+}
+
+struct snapshot {
+	uint64_t key;           /* whose: the reader cgroup's hash */
+	double at;              /* rendered then (CLOCK_BOOTTIME) */
+	size_t len;
+	char data[MAX_FILE];
+};
+
+/* @file as a reader in @e's cgroup sees it now (rendered at most TTL ago). */
+static const struct snapshot *snapshot(const struct cvm_procfs *p, unsigned file,
+				       const struct leaf *e, double now)
+{
+	static struct snapshot snaps[N_FILES];
+	struct snapshot *s = &snaps[file];
+	ssize_t n;
+
+	if (s->key == e->key && now - s->at < TTL)
+		return s;
+	s->key = 0;
+	n = render(p, file, e->path, s->data, sizeof(s->data));
+	if (n < 0)
+		return NULL;
+	s->len = (size_t)n;
+	s->key = e->key;
+	s->at = now;
+	last_len[file] = s->len;
+	return s;
+}
+
 /* ---- the protocol ----------------------------------------------------------- */
 
+/* 0: answered; 1: the reader gave up meanwhile (interrupted), so nothing
+ * was delivered; -1: the connection failed. */
 static int reply(int fd, uint64_t unique, int error, const void *body, size_t len)
 {
 	struct cvm_fuse_out_header h = { (uint32_t)(sizeof(h) + (error ? 0 : len)), -error, unique };
 	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)body, error ? 0 : len } };
 
-	/* ENOENT here: the reader gave up (interrupted); nothing to do. */
-	if (writev(fd, iov, 2) < 0 && errno != ENOENT)
-		return -1;
+	if (writev(fd, iov, 2) < 0)
+		return errno == ENOENT ? 1 : -1;
 	return 0;
 }
 
@@ -243,7 +327,196 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
 		a->size = MAX_FILE;
 }
 
-static int do_init(int fd, const struct cvm_fuse_in_header *h, const void *arg)
+/* ---- passthrough: reads that never reach us ---------------------------------
+ *
+ * At OPEN the snapshot goes into a sealed memfd that the kernel registers
+ * as the open file's backing file (FUSE_DEV_IOC_BACKING_OPEN, Linux >= 6.9,
+ * CONFIG_FUSE_PASSTHROUGH, CAP_SYS_ADMIN of the initial user namespace,
+ * which outer root has): read, read-to-EOF, lseek and mmap then run in the
+ * kernel, and an open+read+close costs one round trip to us instead of
+ * three. The kernel's rule (fs/fuse/iomode.c): all opens of one inode at
+ * the same time share one backing file. So a new snapshot can only be
+ * given while no earlier open of that file is still open; an open that
+ * needs one meanwhile (another cgroup's, or the current one is older than
+ * TTL) waits until they are closed (microseconds, for open-read-close
+ * readers), at most PARK; past that, or when the file is held open longer
+ * than PARK by someone, it shares the current snapshot: consistent, but
+ * older, and possibly another cgroup's. The state lives in memory PID 1
+ * shares with every server it starts, so a restarted one knows the
+ * backing ids and the opens that pin them. */
+#define PARK 0.020
+#define PT_FH (1ULL << 62)      /* fh of a passthrough open: PT_FH | slot */
+#define PT_OPENS 1024
+#define MAX_PARKED 64
+
+struct cvm_procfs_state {
+	int passthrough;                /* 1: agreed at INIT and working; 0/-1: not */
+	uint32_t epoch;                 /* one per server: in plain fh's */
+	struct {
+		int32_t id;             /* backing id new opens get; 0: none */
+		uint32_t pins;          /* passthrough opens not released yet */
+		uint64_t key;           /* whose snapshot (reader cgroup hash) */
+		double at;              /* when it was rendered */
+	} file[N_FILES];
+	struct {
+		uint64_t unique;        /* the OPEN, to know it again when resent */
+		uint32_t node;          /* file + 1; 0: free */
+		double at;
+	} open[PT_OPENS];
+};
+
+size_t cvm_procfs_state_size(void)
+{
+	return sizeof(struct cvm_procfs_state);
+}
+
+static struct cvm_procfs_state *st;
+
+static struct {
+	struct cvm_fuse_in_header h;
+	double since;
+} parked[MAX_PARKED];
+static size_t n_parked;
+
+static void use_state(const struct cvm_procfs *p)
+{
+	static struct cvm_procfs_state own;        /* no shared page: tests, fuzzer */
+
+	st = p->state ? p->state : &own;
+	st->epoch = (st->epoch + 1) & 0x3fffffff;
+	if (!st->epoch)
+		st->epoch = 1;
+	/* The pin counts from the slots: a server killed between the two
+	 * updates leaves them out of step. */
+	for (size_t f = 0; f < N_FILES; f++)
+		st->file[f].pins = 0;
+	for (size_t i = 0; i < PT_OPENS; i++)
+		if (st->open[i].node > N_FILES)
+			st->open[i].node = 0;
+		else if (st->open[i].node)
+			st->file[st->open[i].node - 1].pins++;
+}
+
+static int backing_new(int fuse_fd, const struct snapshot *s)
+{
+	cleanup_close int fd = sys_memfd_create("cvm-proc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	struct cvm_fuse_backing_map map = { .fd = fd };
+	size_t done = 0;
+
+	while (fd >= 0 && done < s->len) {
+		ssize_t n = write(fd, s->data + done, s->len - done);
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	/* Readers reach this file directly: nothing may change it. */
+	if (fd < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+			    F_SEAL_SEAL) < 0)
+		return -1;
+	return ioctl(fuse_fd, CVM_FUSE_DEV_IOC_BACKING_OPEN, &map);
+}
+
+static double oldest_pin(unsigned node)
+{
+	double oldest = 1e300;
+	for (size_t i = 0; i < PT_OPENS; i++)
+		if (st->open[i].node == node + 1 && st->open[i].at < oldest)
+			oldest = st->open[i].at;
+	return oldest;
+}
+
+/* A slot for this open; a resent OPEN finds the one it had. -1: full. */
+static long pt_pin(uint64_t unique, unsigned node, double now)
+{
+	uint64_t u = unique & ~CVM_FUSE_UNIQUE_RESEND;
+
+	for (size_t i = 0; (unique & CVM_FUSE_UNIQUE_RESEND) && i < PT_OPENS; i++)
+		if (st->open[i].node == node + 1 && st->open[i].unique == u)
+			return (long)i;
+	for (size_t i = 0; i < PT_OPENS; i++)
+		if (!st->open[i].node) {
+			st->open[i].unique = u;
+			st->open[i].at = now;
+			st->open[i].node = node + 1;
+			st->file[node].pins++;
+			return (long)i;
+		}
+	return -1;
+}
+
+static void pt_unpin(uint64_t slot)
+{
+	unsigned node;
+
+	if (slot >= PT_OPENS || !(node = st->open[slot].node))
+		return;
+	st->open[slot].node = 0;
+	if (st->file[node - 1].pins)
+		st->file[node - 1].pins--;
+}
+
+/* 1: answered; 0: must wait (park it); -1: passthrough failed, answer
+ * the plain way; -2: the connection failed. */
+static int pt_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_procfs *p,
+		   double now, bool waited_enough)
+{
+	unsigned node = (unsigned)(h->nodeid - 2);
+	const struct leaf *e = reader_leaf(p, (pid_t)h->pid, now);
+	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_PASSTHROUGH | CVM_FOPEN_NOFLUSH };
+	bool fresh = st->file[node].id > 0 && st->file[node].key == e->key &&
+		now - st->file[node].at < TTL;
+
+	if (!fresh && st->file[node].pins == 0) {
+		const struct snapshot *s = snapshot(p, node, e, now);
+		if (!s)
+			return reply(fd, h->unique, EIO, NULL, 0) < 0 ? -2 : 1;
+		int id = backing_new(p->fuse_fd, s);
+		if (id <= 0) {
+			st->passthrough = -1;   /* no CAP_SYS_ADMIN, no memfd: the plain way */
+			return -1;
+		}
+		if (st->file[node].id > 0)
+			ioctl(p->fuse_fd, CVM_FUSE_DEV_IOC_BACKING_CLOSE, &st->file[node].id);
+		st->file[node].id = id;
+		st->file[node].key = e->key;
+		st->file[node].at = s->at;
+	} else if (!fresh && !waited_enough && now - oldest_pin(node) < PARK) {
+		return 0;
+	}
+	long slot = pt_pin(h->unique, node, now);
+	if (slot < 0)
+		return reply(fd, h->unique, ENFILE, NULL, 0) < 0 ? -2 : 1;
+	o.fh = PT_FH | (uint64_t)slot;
+	o.backing_id = (uint32_t)st->file[node].id;
+	int r = reply(fd, h->unique, 0, &o, sizeof(o));
+	if (r != 0)
+		pt_unpin((uint64_t)slot);       /* never opened: no RELEASE will come */
+	return r < 0 ? -2 : 1;
+}
+
+/* Answer the parked opens that can be answered now. */
+static int unpark(int fd, const struct cvm_procfs *p)
+{
+	double now = now_s();
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n_parked; i++) {
+		int r = pt_open(fd, &parked[i].h, p, now, now - parked[i].since >= PARK);
+		if (r == -2)
+			return -1;
+		if (r == 0)
+			parked[kept++] = parked[i];
+		/* -1 cannot happen here: only a new backing fails, and then
+		 * passthrough is off and nothing parks any more. */
+	}
+	n_parked = kept;
+	return 0;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static int do_init(int fd, const struct cvm_fuse_in_header *h, const void *arg,
+		   const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_init_in *in = arg;
 	struct cvm_fuse_init_out out = {
@@ -254,6 +527,14 @@ static int do_init(int fd, const struct cvm_fuse_in_header *h, const void *arg)
 		return reply(fd, h->unique, EPROTO, NULL, 0);
 	if (in->minor < out.minor)
 		out.minor = in->minor;
+	st->passthrough = -1;
+	if (p->passthrough && (in->flags & CVM_FUSE_INIT_EXT) &&
+	    (in->flags2 & CVM_FUSE_PASSTHROUGH_FLAGS2)) {
+		out.flags = CVM_FUSE_INIT_EXT;
+		out.flags2 = CVM_FUSE_PASSTHROUGH_FLAGS2;
+		out.max_stack_depth = 1;        /* backing files: memfds, depth 0 */
+		st->passthrough = 1;
+	}
 	return reply(fd, h->unique, 0, &out, sizeof(out));
 }
 
@@ -271,63 +552,122 @@ static int do_lookup(int fd, const struct cvm_fuse_in_header *h, const char *nam
 	return reply(fd, h->unique, ENOENT, NULL, 0);
 }
 
-static int do_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_procfs *p)
+/* The plain way: every read comes to us (FOPEN_DIRECT_IO), served from
+ * the handle's snapshot. fh: the server's epoch above, slot + 1 below, so
+ * that a server never takes a handle of its predecessor for its own. */
+static uint64_t plain_fh(size_t slot)
 {
-	static char buf[MAX_FILE];
+	return (uint64_t)st->epoch << 32 | (slot + 1);
+}
+
+static struct handle *plain_handle(uint64_t fh)
+{
+	uint64_t slot = (fh & 0xffffffffu) - 1;
+
+	if (fh >> 32 != st->epoch || slot >= MAX_HANDLES || !handles[slot].used)
+		return NULL;
+	return &handles[slot];
+}
+
+static int plain_open(int fd, const struct cvm_fuse_in_header *h)
+{
 	/* No FLUSH on close: one round trip less per open (FOPEN_NOFLUSH). */
 	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_DIRECT_IO | CVM_FOPEN_NOFLUSH };
 	size_t slot;
-	ssize_t n;
 
-	if (h->nodeid < 2 || h->nodeid >= 2 + N_FILES)
-		return reply(fd, h->unique, EISDIR, NULL, 0);
-	for (slot = 0; slot < MAX_HANDLES && handles[slot].data; slot++)
+	for (slot = 0; slot < MAX_HANDLES && handles[slot].used; slot++)
 		;
 	if (slot == MAX_HANDLES)
 		return reply(fd, h->unique, ENFILE, NULL, 0);
-	n = render(p, (unsigned)(h->nodeid - 2), (pid_t)h->pid, buf, sizeof(buf));
-	if (n < 0 || !(handles[slot].data = malloc((size_t)n + 1)))
-		return reply(fd, h->unique, EIO, NULL, 0);
-	memcpy(handles[slot].data, buf, (size_t)n);
-	handles[slot].len = (size_t)n;
-	last_len[h->nodeid - 2] = (size_t)n;
-	o.fh = slot + 1;
-	return reply(fd, h->unique, 0, &o, sizeof(o));
+	o.fh = plain_fh(slot);
+	int r = reply(fd, h->unique, 0, &o, sizeof(o));
+	if (r == 0)
+		handles[slot] = (struct handle){ .used = true, .data = handles[slot].data,
+						 .cap = handles[slot].cap };
+	return r;
+}
+
+/* Copy @s into the handle: its snapshot from now on. */
+static int keep(struct handle *hd, const struct snapshot *s)
+{
+	if (hd->cap < s->len + 1) {
+		char *d = realloc(hd->data, s->len + 1);
+		if (!d)
+			return -1;
+		hd->data = d;
+		hd->cap = s->len + 1;
+	}
+	memcpy(hd->data, s->data, s->len);
+	hd->len = s->len;
+	hd->rendered = true;
+	return 0;
+}
+
+static int do_open(int fd, const struct cvm_fuse_in_header *h, const void *arg,
+		   const struct cvm_procfs *p)
+{
+	const struct cvm_fuse_open_in *in = arg;
+
+	if (h->nodeid < 2 || h->nodeid >= 2 + N_FILES)
+		return reply(fd, h->unique, EISDIR, NULL, 0);
+	if ((in->flags & O_ACCMODE) != O_RDONLY || (in->flags & O_TRUNC))
+		return reply(fd, h->unique, EACCES, NULL, 0);
+	if (st->passthrough > 0) {
+		double now = now_s();
+		int r = pt_open(fd, h, p, now, n_parked == MAX_PARKED);
+		if (r == 0) {
+			parked[n_parked].h = *h;
+			parked[n_parked++].since = now;
+		}
+		if (r >= 0)
+			return 0;
+		if (r == -2)
+			return -1;
+	}
+	return plain_open(fd, h);
 }
 
 static int do_read(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 		   const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_read_in *in = arg;
-	static char buf[MAX_FILE];
+	struct handle *hd = plain_handle(in->fh);
+	const struct snapshot *s = NULL;
 	const char *data;
 	size_t len;
 
-	if (in->fh >= 1 && in->fh <= MAX_HANDLES && handles[in->fh - 1].data) {
-		data = handles[in->fh - 1].data;
-		len = handles[in->fh - 1].len;
-	} else {
-		/* Opened before a restart: the snapshot died with the old server. */
-		ssize_t n = render(p, (unsigned)(h->nodeid - 2), (pid_t)h->pid, buf, sizeof(buf));
-		if (n < 0 || h->nodeid < 2 || h->nodeid >= 2 + N_FILES)
+	if (h->nodeid < 2 || h->nodeid >= 2 + N_FILES)
+		return reply(fd, h->unique, EIO, NULL, 0);
+	if (!hd || !hd->rendered || in->offset == 0) {
+		/* From the start (or opened before a restart: that snapshot
+		 * died with the old server): what the reader sees now. */
+		double now = now_s();
+		s = snapshot(p, (unsigned)(h->nodeid - 2), reader_leaf(p, (pid_t)h->pid, now), now);
+		if (!s || (hd && keep(hd, s) < 0))
 			return reply(fd, h->unique, EIO, NULL, 0);
-		data = buf;
-		len = (size_t)n;
 	}
+	data = hd ? hd->data : s->data;
+	len = hd ? hd->len : s->len;
 	if (in->offset >= len)
 		return reply(fd, h->unique, 0, "", 0);
 	size_t n = len - in->offset < in->size ? len - in->offset : in->size;
 	return reply(fd, h->unique, 0, data + in->offset, n);
 }
 
-static int do_release(int fd, const struct cvm_fuse_in_header *h, const void *arg)
+static int do_release(int fd, const struct cvm_fuse_in_header *h, const void *arg,
+		      const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_read_in *in = arg;    /* fh comes first in release_in too */
+	struct handle *hd = plain_handle(in->fh);
 
-	if (in->fh >= 1 && in->fh <= MAX_HANDLES) {
-		free(handles[in->fh - 1].data);
-		handles[in->fh - 1].data = NULL;
+	if (in->fh & PT_FH) {
+		pt_unpin(in->fh & ~PT_FH);
+		if (reply(fd, h->unique, 0, NULL, 0) < 0)
+			return -1;
+		return unpark(fd, p);
 	}
+	if (hd)
+		hd->used = false;       /* the buffer stays, for the next open */
 	return reply(fd, h->unique, 0, NULL, 0);
 }
 
@@ -337,6 +677,7 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 	 * arguments reads zeros, never past the buffer. */
 	static union {
 		struct cvm_fuse_init_in init;
+		struct cvm_fuse_open_in open;
 		struct cvm_fuse_read_in read;
 		char name[256];
 	} args;
@@ -345,6 +686,8 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 	const char *arg = (const char *)&args;
 	struct cvm_fuse_attr_out a = { .attr_valid = 1 };
 
+	if (!st)
+		use_state(p);
 	if (n < sizeof(hdr))
 		return 0;       /* malformed: the kernel never sends that; ignore */
 	memcpy(&hdr, req, sizeof(hdr));
@@ -354,7 +697,7 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 	memcpy(&args, req + sizeof(hdr), n - sizeof(hdr) < sizeof(args) - 1 ?
 	       n - sizeof(hdr) : sizeof(args) - 1);        /* a name stays NUL-terminated */
 	switch (h->opcode) {
-	case CVM_FUSE_INIT: return do_init(fd, h, arg);
+	case CVM_FUSE_INIT: return do_init(fd, h, arg, p);
 	case CVM_FUSE_LOOKUP: return do_lookup(fd, h, arg);
 	case CVM_FUSE_GETATTR:
 		if (h->nodeid > 1 + N_FILES)
@@ -365,9 +708,9 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 			 * and seek (tail -c); see fill_attr for why not 0. */
 			a.attr.size = last_len[h->nodeid - 2];
 		return reply(fd, h->unique, 0, &a, sizeof(a));
-	case CVM_FUSE_OPEN: return do_open(fd, h, p);
+	case CVM_FUSE_OPEN: return do_open(fd, h, arg, p);
 	case CVM_FUSE_READ: return do_read(fd, h, arg, p);
-	case CVM_FUSE_RELEASE: return do_release(fd, h, arg);
+	case CVM_FUSE_RELEASE: return do_release(fd, h, arg, p);
 	case CVM_FUSE_FLUSH: case CVM_FUSE_ACCESS: case CVM_FUSE_RELEASEDIR:
 		return reply(fd, h->unique, 0, NULL, 0);
 	case CVM_FUSE_OPENDIR: case CVM_FUSE_READDIR:
@@ -379,6 +722,44 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 	}
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;      /* only to interrupt the blocking read */
+}
+
+/* The 5 s load samples: a timer interrupts the read when no requests
+ * come; while they do, they are taken between requests. */
+static void start_load_timer(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };    /* no SA_RESTART */
+	struct itimerval it = { { 5, 0 }, { 5, 0 } };
+
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* The next request: a reader that opened one file usually closes it (a
+ * RELEASE) and opens the next within microseconds, and waking a sleeping
+ * server costs a reader more than the answer itself (an idle CPU of a VM
+ * wakes slowly). So look again for up to SPIN before sleeping; with opens
+ * parked, sleep at most 1 ms. -1 and errno EAGAIN: nothing yet. */
+#define SPIN 0.000020
+static ssize_t next_request(int fd, char *req)
+{
+	ssize_t n = read(fd, req, REQ_SIZE);
+	double until = boottime() + SPIN;
+	struct pollfd pfd = { fd, POLLIN, 0 };
+
+	while (n < 0 && errno == EAGAIN && boottime() < until)
+		n = read(fd, req, REQ_SIZE);
+	if (n >= 0 || errno != EAGAIN)
+		return n;
+	if (poll(&pfd, 1, n_parked ? 1 : -1) < 0)
+		return -1;      /* EINTR: the load timer */
+	n = read(fd, req, REQ_SIZE);
+	return n;
+}
+
 int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 {
 	char *req = malloc(REQ_SIZE);
@@ -387,6 +768,7 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 	if (!req)
 		return cvm_error_set(err, ENOMEM, "procfs");
 	file_owner = p->owner;
+	use_state(p);
 	if (p->restarted) {
 		/* Requests the dead server had read but not answered: the kernel
 		 * puts them back in the queue (Linux >= 6.9). Older kernels answer
@@ -396,19 +778,16 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 			cvm_error_set(err, errno, "procfs: resend");
 	}
 	load.last = boottime();
-	/* Non-blocking: while requests keep coming, one read() per request; the
-	 * poll (which also times the 5 s load samples) only when idle. */
 	fcntl(p->fuse_fd, F_SETFL, fcntl(p->fuse_fd, F_GETFL) | O_NONBLOCK);
+	start_load_timer();
 	for (;;) {
-		n = read(p->fuse_fd, req, REQ_SIZE);
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = { p->fuse_fd, POLLIN, 0 };
-			if (poll(&pfd, 1, 5000) == 0 || boottime() - load.last >= 5.0)
-				sample_load(p, true);
+		if (n_parked && unpark(p->fuse_fd, p) < 0)
+			break;
+		n = next_request(p->fuse_fd, req);
+		if (boottime() - load.last >= 5.0)
+			sample_load(p, true);
+		if (n < 0 && errno == EAGAIN)
 			continue;
-		}
-		if (n >= 0 && boottime() - load.last >= 5.0)
-			sample_load(p, true);   /* busy: sample between requests */
 		if (n < 0 && (errno == EINTR || errno == ENOENT))
 			continue;
 		if (n < 0 && errno == EPERM) {

@@ -9,6 +9,7 @@
 #define CVM_PROCFS_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 #include "runtime/error.h"
@@ -17,12 +18,19 @@
 #define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
 	"loadavg", "diskstats"
 
+/* What a server leaves for the next one (backing ids and the passthrough
+ * opens that pin them): PID 1 maps it shared before the first server. */
+struct cvm_procfs_state;
+size_t cvm_procfs_state_size(void);
+
 struct cvm_procfs {
 	int fuse_fd;                    /* /dev/fuse, the connection */
 	char cg_top[4096];              /* the workspace's cgroup (outer path); "" if none */
 	struct timespec start;          /* CLOCK_BOOTTIME when the workspace started */
 	bool restarted;                 /* ask the kernel to resend what a dead server took */
 	unsigned owner;                 /* outer uid/gid of the workspace's root: files are its */
+	struct cvm_procfs_state *state; /* shared across restarts; NULL: the server's own */
+	bool passthrough;               /* ask for FUSE passthrough ([proc] passthrough) */
 };
 
 /* Serve until the connection goes away (0) or fails (-1 with @err). */

@@ -10,10 +10,16 @@ trap 'outer_cleanup; rm -rf "$STATE" "$STATE".*' EXIT
 WS=pf.$$
 ws_start "$WS" "$STATE" -- sleep 1000 || exit 1
 ex() { ws_exec "$WS" "$@"; }
-# the server: cvm's child named cvm-procfs
+# the same with FUSE passthrough ([proc] passthrough = yes)
+PT=pt.$$
+outer_start "$PT" --env CVM_PROC_PASSTHROUGH=yes -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE.pt" \
+	-- sleep 1000 || exit 1
+for _ in $(seq 200); do outer_exec "$PT" test -S /run/cvm/control.sock 2>/dev/null && break; sleep 0.05; done
+pt() { ws_exec "$PT" "$@"; }
+# the server of workspace $1 (default: $WS): cvm's child named cvm-procfs
 server_pid() {
 	local c
-	for c in $(cat /proc/"$(outer_pid "$WS")"/task/*/children); do
+	for c in $(cat /proc/"$(outer_pid "${1:-$WS}")"/task/*/children); do
 		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = cvm-procfs ] && { echo "$c"; return; }
 	done
 }
@@ -68,23 +74,67 @@ t_chunked_reads_match() {
 	[ "$(( $1 + 100 ))" = "$2" ] || { say "continued read $1 + 100 vs $2"; return 1; }
 }
 
-t_server_killed_100_times_readers_never_fail() {
-	ex sh -c 'for r in 1 2 3 4; do (i=0; while [ ! -e /tmp/stop ]; do
+# kill_server_100_times WS EXEC: 4 readers loop on /proc/meminfo meanwhile
+kill_server_100_times() {
+	local ws=$1 x=$2 killer n=0 pid
+	$x sh -c 'rm -f /tmp/stop /tmp/fails /tmp/counts; for r in 1 2 3 4; do (i=0; while [ ! -e /tmp/stop ]; do
 		grep -q MemTotal /proc/meminfo || echo FAIL >> /tmp/fails; i=$((i+1)); done; echo $i >> /tmp/counts) & done' &
-	local killer=$! n=0 pid
+	killer=$!
 	sleep 0.5
 	while [ $n -lt 100 ]; do
-		pid=$(server_pid)
+		pid=$(server_pid "$ws")
 		[ -n "$pid" ] && kill -9 "$pid" && n=$((n + 1))
 		sleep 0.02
 	done
-	ex touch /tmp/stop; wait "$killer"; sleep 0.5
-	fails=$(ex sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
-	reads=$(ex sh -c 'cat /tmp/counts | awk "{s+=\$1} END {print s}"')
+	$x touch /tmp/stop; wait "$killer"; sleep 0.5
+	fails=$($x sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
+	reads=$($x sh -c 'cat /tmp/counts | awk "{s+=\$1} END {print s}"')
 	say "100 kills, $reads reads, $fails failed"
 	expect_eq "failed reads" "$fails" 0 || return 1
 	[ "${reads:-0}" -gt 100 ] || { say "readers did not run"; return 1; }
-	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$WS/err"
+	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$ws/err"
+}
+
+t_server_killed_100_times_readers_never_fail() {
+	kill_server_100_times "$WS" ex
+}
+
+# procps (top, vmstat, free -s) opens once and reads again from offset 0
+t_reading_again_from_the_start_gets_new_numbers() {
+	out=$(ex probe reread /proc/uptime 2 300)
+	set -- $out
+	[ "$1" != "$3" ] || { say "uptime unchanged: $out"; return 1; }
+}
+
+t_passthrough_serves_the_same_files() {
+	expect_eq "MemTotal" "$(pt grep ^MemTotal: /proc/meminfo)" "$(grep ^MemTotal: /proc/meminfo)" || return 1
+	expect_eq "processors" "$(pt grep -c ^processor /proc/cpuinfo)" "$(nproc)" || return 1
+	up=$(pt cut -d. -f1 /proc/uptime)
+	[ "$up" -lt 120 ] || { say "uptime $up"; return 1; }
+	out=$(pt sh -c 'a=$(dd if=/proc/cpuinfo bs=1 2>/dev/null | md5sum); b=$(cat /proc/cpuinfo | md5sum); [ "$a" = "$b" ] && echo same')
+	expect_eq "cpuinfo in 1-byte reads" "$out" same || return 1
+	out=$(pt sh -c 'exec 3</proc/meminfo; head -c 100 <&3 >/dev/null; wc -c <&3; wc -c < /proc/meminfo')
+	set -- $out
+	[ "$(( $1 + 100 ))" = "$2" ] || { say "continued read $1 + 100 vs $2"; return 1; }
+}
+
+# The documented price of passthrough: reads never reach the server, so a
+# file kept open shows the numbers of its open; and other readers wait for
+# it at most 20 ms, then share that snapshot rather than fail.
+t_passthrough_reads_bypass_the_server() {
+	out=$(pt probe reread /proc/uptime 2 300)
+	set -- $out
+	expect_eq "uptime re-read through passthrough" "$3" "$1" || return 1
+	pt sh -c 'probe reread /proc/uptime 2 1500 > /tmp/held' &
+	local holder=$!
+	sleep 0.5
+	out=$(pt sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/uptime > /dev/null || echo FAIL; done; echo done')
+	wait "$holder"
+	expect_eq "reads while another holds the file" "$out" done
+}
+
+t_passthrough_server_killed_100_times_readers_never_fail() {
+	kill_server_100_times "$PT" pt
 }
 
 t_only_the_configured_files() {
@@ -100,4 +150,5 @@ for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
 	run_test "${t#t_}" "$t"
 done
 run_test stop eval 'outer_signal "$WS" TERM; outer_wait "$WS" 20; expect_eq "exit" "$?" 143'
+outer_signal "$PT" TERM; outer_wait "$PT" 20 >/dev/null
 finish
