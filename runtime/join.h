@@ -27,6 +27,7 @@ struct cvm_join_cmd {
 	int pty_slave;          /* -1, or the pty the command gets as its terminal */
 	int cgroup_procs_fd;    /* from cvm_join_enter, or -1 */
 	bool seccomp;           /* the workspace's syscall profile, as its init has */
+	int notify_sock;        /* sysinfo(2)'s listener goes there (runtime/notify.h), or -1 */
 };
 
 /* After cvm_join_enter: start the command inside. Errors before exec come

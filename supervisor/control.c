@@ -263,6 +263,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 		.pty_slave = slave,
 		.cgroup_procs_fd = cg_fd,
 		.seccomp = ctx->seccomp,
+		.notify_sock = ctx->notify_sock,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -50,6 +50,7 @@ struct cvm_control_ctx {
 	const char *workdir;    /* default workdir, or NULL */
 	const struct cvm_cgroup *cgroup;        /* for cvm status; NULL: none */
 	bool seccomp;                           /* exec'd commands get the profile too */
+	int notify_sock;                        /* sysinfo(2) listeners go there, or -1 */
 };
 
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */

@@ -15,6 +15,7 @@
 #include "pid1.h"
 #include "spawn.h"
 #include "runtime/cleanup.h"
+#include "runtime/notify.h"
 #include "runtime/syscall_filter.h"
 #include "runtime/syscalls.h"
 #include "runtime/user.h"
@@ -186,6 +187,12 @@ int cvm_inner_init(void *arg)
 	if (cvm_caps_bound(&err) < 0 || (in->config->seccomp && cvm_seccomp_apply(&err) < 0)) {
 		log_error("workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
+	}
+	/* sysinfo(2) answered by the /proc server, like /proc/meminfo. */
+	if (in->notify_sock >= 0) {
+		if (cvm_sysinfo_notify_handoff(in->notify_sock, &err) < 0)
+			log_warn("workspace: sysinfo(2) gives the host's numbers: %s", err.msg);
+		close(in->notify_sock);
 	}
 
 	switch (inner_mode(in, AT_FDCWD)) {

@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
+#include "runtime/notify.h"
 #include "runtime/syscalls.h"
 #include "fuse_abi.h"
 #include "render.h"
@@ -295,6 +298,53 @@ static const struct snapshot *snapshot(const struct cvm_procfs *p, unsigned file
 	return s;
 }
 
+/* ---- sysinfo(2) ---------------------------------------------------------------- */
+
+static unsigned long meminfo_bytes(const char *text, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, key, kl) && l[kl] == ':')
+			return strtoul(l + kl + 1, NULL, 10) * 1024;
+	return 0;
+}
+
+int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si)
+{
+	double now = now_s();
+	const struct snapshot *m = snapshot(p, 0, reader_leaf(p, pid, now), now);
+	struct timespec t;
+
+	if (!m || sysinfo(si) < 0)      /* ours is the host's: loads and procs without a cgroup */
+		return -1;
+	si->mem_unit = 1;
+	si->totalram = meminfo_bytes(m->data, "MemTotal");
+	si->freeram = meminfo_bytes(m->data, "MemFree");
+	si->sharedram = meminfo_bytes(m->data, "Shmem");
+	si->bufferram = meminfo_bytes(m->data, "Buffers");
+	si->totalswap = meminfo_bytes(m->data, "SwapTotal");
+	si->freeswap = meminfo_bytes(m->data, "SwapFree");
+	si->totalhigh = si->freehigh = 0;
+	/* Whole seconds, rounded up as the kernel does. */
+	clock_gettime(CLOCK_BOOTTIME, &t);
+	t.tv_sec -= p->start.tv_sec;
+	t.tv_nsec -= p->start.tv_nsec;
+	if (t.tv_nsec < 0) {
+		t.tv_sec--;
+		t.tv_nsec += 1000000000L;
+	}
+	si->uptime = t.tv_sec + (t.tv_nsec > 0);
+	if (p->cg_top[0]) {
+		if (!load_total)
+			sample_load(p, false);
+		for (int i = 0; i < 3; i++)
+			si->loads[i] = load.avg[i] << 5;    /* FSHIFT 11 -> SI_LOAD_SHIFT 16 */
+		si->procs = (unsigned short)(load_total > 0xffff ? 0xffff : load_total);
+	}
+	return 0;
+}
+
 /* ---- the protocol ----------------------------------------------------------- */
 
 /* 0: answered; 1: the reader gave up meanwhile (interrupted), so nothing
@@ -352,6 +402,7 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
 struct cvm_procfs_state {
 	int passthrough;                /* 1: agreed at INIT and working; 0/-1: not */
 	uint32_t epoch;                 /* one per server: in plain fh's */
+	struct cvm_procfs_inflight inflight;    /* sysinfo(2) being answered */
 	struct {
 		int32_t id;             /* backing id new opens get; 0: none */
 		uint32_t pins;          /* passthrough opens not released yet */
@@ -371,6 +422,11 @@ size_t cvm_procfs_state_size(void)
 }
 
 static struct cvm_procfs_state *st;
+
+struct cvm_procfs_inflight *cvm_procfs_inflight(void)
+{
+	return &st->inflight;
+}
 
 static struct {
 	struct cvm_fuse_in_header h;
@@ -738,26 +794,83 @@ static void start_load_timer(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* ---- sysinfo(2) listeners ---------------------------------------------------- */
+
+#define MAX_LISTENERS 256
+static int listeners[MAX_LISTENERS];
+static size_t n_listeners;
+
+static void add_listener(const struct cvm_procfs *p, int fd)
+{
+	if (n_listeners == MAX_LISTENERS) {
+		close(fd);      /* PID 1 keeps its copy: its callers are not cut off */
+		return;
+	}
+	listeners[n_listeners++] = fd;
+	cvm_procfs_answer_pending(p, fd);
+}
+
+/* New listeners from PID 1, notifications, listeners whose processes are
+ * all gone (POLLHUP). @timeout_ms as poll(2); @fuse_fd too, when >= 0.
+ * Returns whether @fuse_fd is readable. */
+static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
+{
+	struct pollfd pfd[MAX_LISTENERS + 2];
+	size_t n = 0, first;
+	int fd;
+
+	if (fuse_fd >= 0)
+		pfd[n++] = (struct pollfd){ fuse_fd, POLLIN, 0 };
+	if (p->ctl_fd >= 0)
+		pfd[n++] = (struct pollfd){ p->ctl_fd, POLLIN, 0 };
+	first = n;
+	for (size_t i = 0; i < n_listeners; i++)
+		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
+	if (poll(pfd, n, timeout_ms) <= 0)
+		return false;
+	for (size_t i = n; i-- > first;) {
+		size_t l = i - first;
+		if (pfd[i].revents & POLLIN)
+			cvm_procfs_answer(p, listeners[l]);
+		else if (pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			close(listeners[l]);
+			listeners[l] = listeners[--n_listeners];
+		}
+	}
+	if (p->ctl_fd >= 0 && (pfd[first - 1].revents & POLLIN))
+		while ((fd = cvm_sysinfo_notify_recv(p->ctl_fd)) >= 0 || errno == EBADMSG)
+			if (fd >= 0)
+				add_listener(p, fd);
+	return fuse_fd >= 0 && (pfd[0].revents & POLLIN);
+}
+
 /* The next request: a reader that opened one file usually closes it (a
  * RELEASE) and opens the next within microseconds, and waking a sleeping
  * server costs a reader more than the answer itself (an idle CPU of a VM
  * wakes slowly). So look again for up to SPIN before sleeping; with opens
  * parked, sleep at most 1 ms. -1 and errno EAGAIN: nothing yet. */
 #define SPIN 0.000020
-static ssize_t next_request(int fd, char *req)
+static ssize_t next_request(const struct cvm_procfs *p, char *req)
 {
+	static double last_side;
+	int fd = p->fuse_fd;
 	ssize_t n = read(fd, req, REQ_SIZE);
-	double until = boottime() + SPIN;
-	struct pollfd pfd = { fd, POLLIN, 0 };
+	double now = boottime(), until = now + SPIN;
 
+	if (now - last_side > 0.001) {
+		/* Busy with files: sysinfo(2) callers must not starve. */
+		last_side = now;
+		side_work(p, -1, 0);
+	}
 	while (n < 0 && errno == EAGAIN && boottime() < until)
 		n = read(fd, req, REQ_SIZE);
 	if (n >= 0 || errno != EAGAIN)
 		return n;
-	if (poll(&pfd, 1, n_parked ? 1 : -1) < 0)
-		return -1;      /* EINTR: the load timer */
-	n = read(fd, req, REQ_SIZE);
-	return n;
+	if (!side_work(p, fd, n_parked ? 1 : -1)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return read(fd, req, REQ_SIZE);
 }
 
 int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
@@ -769,6 +882,8 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 		return cvm_error_set(err, ENOMEM, "procfs");
 	file_owner = p->owner;
 	use_state(p);
+	for (size_t i = 0; i < p->n_listeners; i++)
+		add_listener(p, p->listeners[i]);
 	if (p->restarted) {
 		/* Requests the dead server had read but not answered: the kernel
 		 * puts them back in the queue (Linux >= 6.9). Older kernels answer
@@ -783,7 +898,7 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 	for (;;) {
 		if (n_parked && unpark(p->fuse_fd, p) < 0)
 			break;
-		n = next_request(p->fuse_fd, req);
+		n = next_request(p, req);
 		if (boottime() - load.last >= 5.0)
 			sample_load(p, true);
 		if (n < 0 && errno == EAGAIN)

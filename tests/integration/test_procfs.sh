@@ -137,6 +137,56 @@ t_passthrough_server_killed_100_times_readers_never_fail() {
 	kill_server_100_times "$PT" pt
 }
 
+# sysinfo(2) (busybox free, glibc's load averages): the same numbers as
+# /proc/meminfo and /proc/uptime inside, for `cvm exec` commands...
+t_sysinfo_says_what_meminfo_says() {
+	out=$(ex sh -c 'probe sysinfo; echo; cat /proc/meminfo; echo; cut -d. -f1 /proc/uptime; free | grep Mem:')
+	kv() { echo "$out" | awk -v k="$1" '$1 == k || $1 == k":" {print $2; exit}'; }
+	expect_eq "totalram" "$(kv totalram)" "$(kv MemTotal)" || return 1
+	expect_eq "totalswap" "$(kv totalswap)" "$(kv SwapTotal)" || return 1
+	expect_eq "free's total" "$(echo "$out" | awk '/^Mem:/ {print $2}')" "$(kv MemTotal)" || return 1
+	free=$(kv freeram) mfree=$(kv MemFree)
+	[ $(( (free - mfree) * 100 / mfree )) -le 5 ] && [ $(( (mfree - free) * 100 / mfree )) -le 5 ] ||
+		{ say "freeram $free vs MemFree $mfree"; return 1; }
+	up=$(kv uptime) pup=$(echo "$out" | sed -n '/^[0-9]*$/p' | tail -1)
+	[ "$up" -lt 120 ] && [ $((up - pup)) -le 1 ] && [ $((pup - up)) -le 1 ] ||
+		{ say "sysinfo uptime $up, /proc/uptime $pup"; return 1; }
+	procs=$(kv procs)
+	[ "$procs" -ge 2 ] && [ "$procs" -lt 50 ] || { say "procs $procs"; return 1; }
+}
+
+# ... and for the inner init's whole tree
+t_sysinfo_in_the_inner_inits_tree() {
+	local name=si.$$
+	outer_start "$name" -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE.3" -- \
+		sh -c 'probe sysinfo | grep -E "^(totalram|uptime) "; grep ^MemTotal: /proc/meminfo'
+	outer_wait "$name" 20 || { outer_log "$name" >&2; return 1; }
+	out=$(cat "$OUTER_DIR/$name/out")
+	total=$(echo "$out" | awk '$1 == "totalram" {print $2}')
+	up=$(echo "$out" | awk '$1 == "uptime" {print $2}')
+	expect_eq "totalram" "$total" "$(echo "$out" | awk '$1 == "MemTotal:" {print $2}')" || return 1
+	[ "$up" -lt 60 ] || { say "uptime $up"; return 1; }
+}
+
+# The answerer dies and comes back: callers wait for the next one, never
+# fail and never hang.
+t_sysinfo_survives_server_kills() {
+	ex sh -c 'rm -f /tmp/sstop /tmp/sfails /tmp/scounts; for r in 1 2; do (i=0; while [ ! -e /tmp/sstop ]; do
+		timeout 10 probe sysinfo > /dev/null || echo FAIL >> /tmp/sfails; i=$((i+1)); done; echo $i >> /tmp/scounts) & done' &
+	local looper=$! n=0 pid
+	sleep 0.5
+	while [ $n -lt 30 ]; do
+		pid=$(server_pid)
+		[ -n "$pid" ] && kill -9 "$pid" && n=$((n + 1))
+		sleep 0.05
+	done
+	ex touch /tmp/sstop; wait "$looper"; sleep 0.5
+	fails=$(ex sh -c 'cat /tmp/sfails 2>/dev/null | wc -l')
+	calls=$(ex sh -c 'cat /tmp/scounts | awk "{s+=\$1} END {print s}"')
+	say "30 kills, $calls sysinfo calls, $fails failed"
+	expect_eq "failed calls" "$fails" 0 && [ "${calls:-0}" -gt 20 ]
+}
+
 t_only_the_configured_files() {
 	local name=only.$$
 	outer_start "$name" --env CVM_PROC_FILES="meminfo uptime" -- "$CVM" run --rootfs "$ROOTFS" \
