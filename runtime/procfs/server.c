@@ -23,7 +23,7 @@
 #include "server.h"
 
 #define MAX_FILE (256 * 1024)
-#define MAX_HANDLES 4096
+#define MAX_OPENS 4096
 #define REQ_SIZE (1 << 20)
 
 static const char *const names[] = { CVM_PROCFS_FILES };
@@ -48,12 +48,11 @@ const char *cvm_procfs_target(const char *name)
  * (procps: top, vmstat and free -s lseek to 0 and read) gets new numbers,
  * as from the kernel's own seq_file. */
 struct handle {
-	bool used;
-	bool rendered;
+	bool rendered;          /* by this server (one that died took its own) */
 	char *data;
 	size_t len, cap;
 };
-static struct handle handles[MAX_HANDLES];
+static struct handle handles[MAX_OPENS];        /* by open slot (below) */
 static size_t last_len[N_FILES];   /* per file: the length of the last snapshot */
 
 static ssize_t slurp(const char *path, char *buf, size_t len);
@@ -233,11 +232,6 @@ static ssize_t render(const struct cvm_procfs *p, unsigned file, const char *lea
  * costs one render per 10 ms instead of one per open. */
 #define TTL 0.010
 
-static double now_s(void)
-{
-	return boottime();
-}
-
 static uint64_t hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;        /* FNV-1a */
@@ -288,9 +282,10 @@ static const struct snapshot *snapshot(const struct cvm_procfs *p, unsigned file
 	if (s->key == e->key && now - s->at < TTL)
 		return s;
 	s->key = 0;
-	n = render(p, file, e->path, s->data, sizeof(s->data));
+	n = render(p, file, e->path, s->data, sizeof(s->data) - 1);
 	if (n < 0)
 		return NULL;
+	s->data[n] = '\0';            /* for cvm_procfs_sysinfo's parsing */
 	s->len = (size_t)n;
 	s->key = e->key;
 	s->at = now;
@@ -312,7 +307,7 @@ static unsigned long meminfo_bytes(const char *text, const char *key)
 
 int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si)
 {
-	double now = now_s();
+	double now = boottime();
 	const struct snapshot *m = snapshot(p, 0, reader_leaf(p, pid, now), now);
 	struct timespec t;
 
@@ -395,25 +390,30 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
  * shares with every server it starts, so a restarted one knows the
  * backing ids and the opens that pin them. */
 #define PARK 0.020
-#define PT_FH (1ULL << 62)      /* fh of a passthrough open: PT_FH | slot */
-#define PT_OPENS 1024
+#define PT_FH (1ULL << 62)      /* fh: PT_FH | slot, or slot + 1 for a plain open */
 #define MAX_PARKED 64
 
 struct cvm_procfs_state {
-	int passthrough;                /* 1: agreed at INIT and working; 0/-1: not */
-	uint32_t epoch;                 /* one per server: in plain fh's */
+	int passthrough;                /* 1: agreed at INIT; 0/-1: not (or it cannot work) */
+	bool pt_worked;                 /* a backing file was registered once */
 	struct cvm_procfs_inflight inflight;    /* sysinfo(2) being answered */
 	struct {
 		int32_t id;             /* backing id new opens get; 0: none */
 		uint32_t pins;          /* passthrough opens not released yet */
+		uint32_t plain;         /* plain opens not released yet */
 		uint64_t key;           /* whose snapshot (reader cgroup hash) */
 		double at;              /* when it was rendered */
 	} file[N_FILES];
+	/* Every open until its RELEASE, passthrough or not: the kernel lets
+	 * no plain open of an inode overlap a passthrough one (EIO, or empty
+	 * splice reads), and a restarted server must know both kinds. */
 	struct {
 		uint64_t unique;        /* the OPEN, to know it again when resent */
 		uint32_t node;          /* file + 1; 0: free */
+		uint32_t pid;           /* who opened it */
+		bool pt;
 		double at;
-	} open[PT_OPENS];
+	} open[MAX_OPENS];
 };
 
 size_t cvm_procfs_state_size(void)
@@ -439,18 +439,17 @@ static void use_state(const struct cvm_procfs *p)
 	static struct cvm_procfs_state own;        /* no shared page: tests, fuzzer */
 
 	st = p->state ? p->state : &own;
-	st->epoch = (st->epoch + 1) & 0x3fffffff;
-	if (!st->epoch)
-		st->epoch = 1;
-	/* The pin counts from the slots: a server killed between the two
+	/* The counts from the slots: a server killed between the two
 	 * updates leaves them out of step. */
 	for (size_t f = 0; f < N_FILES; f++)
-		st->file[f].pins = 0;
-	for (size_t i = 0; i < PT_OPENS; i++)
+		st->file[f].pins = st->file[f].plain = 0;
+	for (size_t i = 0; i < MAX_OPENS; i++)
 		if (st->open[i].node > N_FILES)
 			st->open[i].node = 0;
-		else if (st->open[i].node)
+		else if (st->open[i].node && st->open[i].pt)
 			st->file[st->open[i].node - 1].pins++;
+		else if (st->open[i].node)
+			st->file[st->open[i].node - 1].plain++;
 }
 
 static int backing_new(int fuse_fd, const struct snapshot *s)
@@ -475,44 +474,97 @@ static int backing_new(int fuse_fd, const struct snapshot *s)
 static double oldest_pin(unsigned node)
 {
 	double oldest = 1e300;
-	for (size_t i = 0; i < PT_OPENS; i++)
-		if (st->open[i].node == node + 1 && st->open[i].at < oldest)
+	for (size_t i = 0; i < MAX_OPENS; i++)
+		if (st->open[i].node == node + 1 && st->open[i].pt && st->open[i].at < oldest)
 			oldest = st->open[i].at;
 	return oldest;
 }
 
-/* A slot for this open; a resent OPEN finds the one it had. -1: full. */
-static long pt_pin(uint64_t unique, unsigned node, double now)
+/* A slot for this open, taken before the answer goes out; a resent OPEN
+ * finds the one it had. -1: full. */
+static long open_slot(const struct cvm_fuse_in_header *h, bool pt, double now)
 {
-	uint64_t u = unique & ~CVM_FUSE_UNIQUE_RESEND;
+	uint64_t u = h->unique & ~CVM_FUSE_UNIQUE_RESEND;
+	unsigned node = (unsigned)(h->nodeid - 2);
 
-	for (size_t i = 0; (unique & CVM_FUSE_UNIQUE_RESEND) && i < PT_OPENS; i++)
-		if (st->open[i].node == node + 1 && st->open[i].unique == u)
-			return (long)i;
-	for (size_t i = 0; i < PT_OPENS; i++)
+	for (size_t i = 0; (h->unique & CVM_FUSE_UNIQUE_RESEND) && i < MAX_OPENS; i++)
+		if (st->open[i].node == node + 1 && st->open[i].unique == u) {
+			if (st->open[i].pt == pt)
+				return (long)i;
+			st->open[i].node = 0;   /* the dead server meant the other kind */
+			*(st->open[i].pt ? &st->file[node].pins : &st->file[node].plain) -= 1;
+		}
+	for (size_t i = 0; i < MAX_OPENS; i++)
 		if (!st->open[i].node) {
 			st->open[i].unique = u;
+			st->open[i].pid = h->pid;
+			st->open[i].pt = pt;
 			st->open[i].at = now;
 			st->open[i].node = node + 1;
-			st->file[node].pins++;
+			*(pt ? &st->file[node].pins : &st->file[node].plain) += 1;
+			handles[i].rendered = false;
 			return (long)i;
 		}
 	return -1;
 }
 
-static void pt_unpin(uint64_t slot)
-{
-	unsigned node;
+/* Who closed which file lately: a process that opens a file, reads it and
+ * closes it, and then opens it again, is one that gets fresh numbers by
+ * opening again; it can have passthrough. One that keeps a file open and
+ * reads it again from the start (procps) is never seen closing it, and
+ * keeps getting its reads answered here, fresh. */
+#define REPEAT_WINDOW 60.0
+static struct {
+	uint32_t pid, node;
+	double at;
+} closed[256];
 
-	if (slot >= PT_OPENS || !(node = st->open[slot].node))
-		return;
-	st->open[slot].node = 0;
-	if (st->file[node - 1].pins)
-		st->file[node - 1].pins--;
+static void note_close(uint32_t pid, unsigned node, double now)
+{
+	size_t oldest = 0;
+
+	for (size_t i = 0; i < 256; i++) {
+		if (closed[i].pid == pid && closed[i].node == node + 1) {
+			closed[i].at = now;
+			return;
+		}
+		if (closed[i].at < closed[oldest].at)
+			oldest = i;
+	}
+	closed[oldest].pid = pid;
+	closed[oldest].node = node + 1;
+	closed[oldest].at = now;
 }
 
-/* 1: answered; 0: must wait (park it); -1: passthrough failed, answer
- * the plain way; -2: the connection failed. */
+static bool opens_again(uint32_t pid, unsigned node, double now)
+{
+	for (size_t i = 0; i < 256; i++)
+		if (closed[i].pid == pid && closed[i].node == node + 1)
+			return now - closed[i].at < REPEAT_WINDOW;
+	return false;
+}
+
+static void close_slot(uint64_t slot)
+{
+	unsigned node;
+	uint32_t *count;
+
+	if (slot >= MAX_OPENS || !(node = st->open[slot].node))
+		return;
+	note_close(st->open[slot].pid, node - 1, boottime());
+	st->open[slot].node = 0;
+	count = st->open[slot].pt ? &st->file[node - 1].pins : &st->file[node - 1].plain;
+	if (*count)
+		(*count)--;
+	if (handles[slot].cap > 16384) {        /* a small buffer stays, for the next open */
+		free(handles[slot].data);
+		handles[slot].data = NULL;
+		handles[slot].cap = 0;
+	}
+}
+
+/* 1: answered; 0: must wait (park it); -1: answer the plain way; -2:
+ * the connection failed. */
 static int pt_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_procfs *p,
 		   double now, bool waited_enough)
 {
@@ -521,49 +573,65 @@ static int pt_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_
 	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_PASSTHROUGH | CVM_FOPEN_NOFLUSH };
 	bool fresh = st->file[node].id > 0 && st->file[node].key == e->key &&
 		now - st->file[node].at < TTL;
+	bool again = opens_again(h->pid, node, now);
 
+	if (st->file[node].plain || (st->file[node].pins == 0 && !again))
+		return -1;      /* the plain way, fresh on every read from the start */
 	if (!fresh && st->file[node].pins == 0) {
 		const struct snapshot *s = snapshot(p, node, e, now);
 		if (!s)
 			return reply(fd, h->unique, EIO, NULL, 0) < 0 ? -2 : 1;
 		int id = backing_new(p->fuse_fd, s);
 		if (id <= 0) {
-			st->passthrough = -1;   /* no CAP_SYS_ADMIN, no memfd: the plain way */
+			/* The plain way, for this open: safe, as no open of this file
+			 * is passthrough now. If none ever was (no CAP_SYS_ADMIN of
+			 * the initial user namespace), for good. */
+			if (!st->pt_worked)
+				st->passthrough = -1;
 			return -1;
 		}
-		if (st->file[node].id > 0)
-			ioctl(p->fuse_fd, CVM_FUSE_DEV_IOC_BACKING_CLOSE, &st->file[node].id);
+		int32_t old = st->file[node].id;
+		st->pt_worked = true;
+		st->file[node].key = 0;         /* a half-updated entry is never fresh */
 		st->file[node].id = id;
 		st->file[node].key = e->key;
 		st->file[node].at = s->at;
-	} else if (!fresh && !waited_enough && now - oldest_pin(node) < PARK) {
+		/* Only now: a server killed in between leaks the old id, rather
+		 * than leave the next one an id that no longer exists. */
+		if (old > 0)
+			ioctl(p->fuse_fd, CVM_FUSE_DEV_IOC_BACKING_CLOSE, &old);
+	} else if ((!fresh || !again) && !waited_enough && now - oldest_pin(node) < PARK) {
+		/* Pinned to a snapshot this reader must not get (stale, another
+		 * group's, or it may keep the file open): wait for the closes. */
 		return 0;
 	}
-	long slot = pt_pin(h->unique, node, now);
+	long slot = open_slot(h, true, now);
 	if (slot < 0)
 		return reply(fd, h->unique, ENFILE, NULL, 0) < 0 ? -2 : 1;
 	o.fh = PT_FH | (uint64_t)slot;
 	o.backing_id = (uint32_t)st->file[node].id;
 	int r = reply(fd, h->unique, 0, &o, sizeof(o));
 	if (r != 0)
-		pt_unpin((uint64_t)slot);       /* never opened: no RELEASE will come */
+		close_slot((uint64_t)slot);     /* never opened: no RELEASE will come */
 	return r < 0 ? -2 : 1;
 }
+
+static int plain_open(int fd, const struct cvm_fuse_in_header *h);
 
 /* Answer the parked opens that can be answered now. */
 static int unpark(int fd, const struct cvm_procfs *p)
 {
-	double now = now_s();
+	double now = boottime();
 	size_t kept = 0;
 
 	for (size_t i = 0; i < n_parked; i++) {
 		int r = pt_open(fd, &parked[i].h, p, now, now - parked[i].since >= PARK);
+		if (r == -1)
+			r = plain_open(fd, &parked[i].h) < 0 ? -2 : 1;
 		if (r == -2)
 			return -1;
 		if (r == 0)
 			parked[kept++] = parked[i];
-		/* -1 cannot happen here: only a new backing fails, and then
-		 * passthrough is off and nothing parks any more. */
 	}
 	n_parked = kept;
 	return 0;
@@ -609,18 +677,13 @@ static int do_lookup(int fd, const struct cvm_fuse_in_header *h, const char *nam
 }
 
 /* The plain way: every read comes to us (FOPEN_DIRECT_IO), served from
- * the handle's snapshot. fh: the server's epoch above, slot + 1 below, so
- * that a server never takes a handle of its predecessor for its own. */
-static uint64_t plain_fh(size_t slot)
+ * the handle's snapshot. */
+static struct handle *plain_handle(const struct cvm_fuse_in_header *h, uint64_t fh)
 {
-	return (uint64_t)st->epoch << 32 | (slot + 1);
-}
+	uint64_t slot = fh - 1;
 
-static struct handle *plain_handle(uint64_t fh)
-{
-	uint64_t slot = (fh & 0xffffffffu) - 1;
-
-	if (fh >> 32 != st->epoch || slot >= MAX_HANDLES || !handles[slot].used)
+	if ((fh & PT_FH) || slot >= MAX_OPENS || st->open[slot].node != h->nodeid - 1 ||
+	    st->open[slot].pt)
 		return NULL;
 	return &handles[slot];
 }
@@ -629,17 +692,14 @@ static int plain_open(int fd, const struct cvm_fuse_in_header *h)
 {
 	/* No FLUSH on close: one round trip less per open (FOPEN_NOFLUSH). */
 	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_DIRECT_IO | CVM_FOPEN_NOFLUSH };
-	size_t slot;
+	long slot = open_slot(h, false, boottime());
 
-	for (slot = 0; slot < MAX_HANDLES && handles[slot].used; slot++)
-		;
-	if (slot == MAX_HANDLES)
+	if (slot < 0)
 		return reply(fd, h->unique, ENFILE, NULL, 0);
-	o.fh = plain_fh(slot);
+	o.fh = (uint64_t)slot + 1;
 	int r = reply(fd, h->unique, 0, &o, sizeof(o));
-	if (r == 0)
-		handles[slot] = (struct handle){ .used = true, .data = handles[slot].data,
-						 .cap = handles[slot].cap };
+	if (r != 0)
+		close_slot((uint64_t)slot);     /* never opened: no RELEASE will come */
 	return r;
 }
 
@@ -669,7 +729,7 @@ static int do_open(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 	if ((in->flags & O_ACCMODE) != O_RDONLY || (in->flags & O_TRUNC))
 		return reply(fd, h->unique, EACCES, NULL, 0);
 	if (st->passthrough > 0) {
-		double now = now_s();
+		double now = boottime();
 		int r = pt_open(fd, h, p, now, n_parked == MAX_PARKED);
 		if (r == 0) {
 			parked[n_parked].h = *h;
@@ -687,7 +747,7 @@ static int do_read(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 		   const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_read_in *in = arg;
-	struct handle *hd = plain_handle(in->fh);
+	struct handle *hd = plain_handle(h, in->fh);
 	const struct snapshot *s = NULL;
 	const char *data;
 	size_t len;
@@ -697,7 +757,7 @@ static int do_read(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 	if (!hd || !hd->rendered || in->offset == 0) {
 		/* From the start (or opened before a restart: that snapshot
 		 * died with the old server): what the reader sees now. */
-		double now = now_s();
+		double now = boottime();
 		s = snapshot(p, (unsigned)(h->nodeid - 2), reader_leaf(p, (pid_t)h->pid, now), now);
 		if (!s || (hd && keep(hd, s) < 0))
 			return reply(fd, h->unique, EIO, NULL, 0);
@@ -714,17 +774,13 @@ static int do_release(int fd, const struct cvm_fuse_in_header *h, const void *ar
 		      const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_read_in *in = arg;    /* fh comes first in release_in too */
-	struct handle *hd = plain_handle(in->fh);
+	uint64_t slot = (in->fh & PT_FH) ? in->fh & ~PT_FH : in->fh - 1;
 
-	if (in->fh & PT_FH) {
-		pt_unpin(in->fh & ~PT_FH);
-		if (reply(fd, h->unique, 0, NULL, 0) < 0)
-			return -1;
-		return unpark(fd, p);
-	}
-	if (hd)
-		hd->used = false;       /* the buffer stays, for the next open */
-	return reply(fd, h->unique, 0, NULL, 0);
+	if (slot < MAX_OPENS && st->open[slot].node == h->nodeid - 1)
+		close_slot(slot);
+	if (reply(fd, h->unique, 0, NULL, 0) < 0)
+		return -1;
+	return n_parked ? unpark(fd, p) : 0;
 }
 
 int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs *p)

@@ -179,11 +179,14 @@ static int cmd_readloop(const char *path, int n)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (int i = 0; i < n; i++) {
 		int fd = open(path, O_RDONLY);
+		ssize_t got, total = 0;
 		if (fd < 0)
-			return perror(path), 1;
-		while (read(fd, buf, sizeof(buf)) > 0)
-			;
+			return fprintf(stderr, "open %s: %s\n", path, strerror(errno)), 1;
+		while ((got = read(fd, buf, sizeof(buf))) > 0)
+			total += got;
 		close(fd);
+		if (got < 0 || total == 0)
+			return fprintf(stderr, "read %s: %s\n", path, got < 0 ? strerror(errno) : "empty"), 1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	printf("%.0f\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n);
@@ -191,11 +194,21 @@ static int cmd_readloop(const char *path, int n)
 }
 
 /* Open once, then read from the start @n times, @ms apart (what procps'
- * top and vmstat do): the first line of each read. */
-static int cmd_reread(const char *path, int n, int ms)
+ * top and vmstat do): the first line of each read. Before that, open, read
+ * and close it @before times (what most readers do). */
+static int cmd_reread(const char *path, int n, int ms, int before)
 {
 	static char buf[1 << 16];
-	int fd = open(path, O_RDONLY);
+	int fd;
+
+	for (int i = 0; i < before; i++) {
+		if ((fd = open(path, O_RDONLY)) < 0)
+			return perror(path), 1;
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+	}
+	fd = open(path, O_RDONLY);
 
 	if (fd < 0)
 		return perror(path), 1;
@@ -303,11 +316,11 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "readloop") && argc > 3)
 		return cmd_readloop(argv[2], atoi(argv[3]));
 	if (!strcmp(cmd, "reread") && argc > 4)
-		return cmd_reread(argv[2], atoi(argv[3]), atoi(argv[4]));
+		return cmd_reread(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
 	if (!strcmp(cmd, "sysinfo"))
 		return cmd_sysinfo();
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS | sysinfo | forkbomb | "
+		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | sysinfo | forkbomb | "
 		"nodecalls\n");
 	return 2;
 }
