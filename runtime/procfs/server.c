@@ -379,16 +379,22 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
  * CONFIG_FUSE_PASSTHROUGH, CAP_SYS_ADMIN of the initial user namespace,
  * which outer root has): read, read-to-EOF, lseek and mmap then run in the
  * kernel, and an open+read+close costs one round trip to us instead of
- * three. The kernel's rule (fs/fuse/iomode.c): all opens of one inode at
- * the same time share one backing file. So a new snapshot can only be
- * given while no earlier open of that file is still open; an open that
- * needs one meanwhile (another cgroup's, or the current one is older than
- * TTL) waits until they are closed (microseconds, for open-read-close
- * readers), at most PARK; past that, or when the file is held open longer
+ * three. But the server then never sees those reads, so a reader that
+ * keeps the file open and reads it again from the start would see its
+ * open's numbers forever: passthrough is only for a process that has
+ * opened and closed that file before (opens_again); a first open is
+ * plain, fresh on every read from offset 0. The kernel's rules
+ * (fs/fuse/iomode.c): all opens of one inode at the same time share one
+ * backing file, and no plain open may overlap them (EIO; splice reads of
+ * a plain open come back empty). So a new snapshot, or a plain open, can
+ * only be given while no passthrough open of that file is still open
+ * (and passthrough only while no plain one is, else the open is plain); an
+ * open that needs one meanwhile waits until they are closed (microseconds,
+ * for open-read-close readers), at most PARK; past that, or when the file is held open longer
  * than PARK by someone, it shares the current snapshot: consistent, but
  * older, and possibly another cgroup's. The state lives in memory PID 1
  * shares with every server it starts, so a restarted one knows the
- * backing ids and the opens that pin them. */
+ * backing ids and every open. */
 #define PARK 0.020
 #define PT_FH (1ULL << 62)      /* fh: PT_FH | slot, or slot + 1 for a plain open */
 #define MAX_PARKED 64

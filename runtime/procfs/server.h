@@ -4,7 +4,10 @@
  * needs: INIT, LOOKUP, GETATTR, OPEN, READ, RELEASE, FORGET) rather than
  * through libfuse: no thread pool, no library state to lose, and a
  * restarted server just keeps reading the same /dev/fuse fd, which PID 1
- * holds, so the mount never breaks (lxcfs #193). */
+ * holds, so the mount never breaks (lxcfs #193). Where the kernel has FUSE
+ * passthrough, a process that opens a file again gets its snapshot as a
+ * backing file the kernel reads itself (server.c says when, and why not
+ * always). It also answers the workspace's sysinfo(2) (sysinfo.c). */
 #ifndef CVM_PROCFS_SERVER_H
 #define CVM_PROCFS_SERVER_H
 

@@ -139,18 +139,9 @@ t_proc_nested_group_sees_its_own() {
 		grep -qx 'totalram 262144' "$OUT" && grep -qx 'totalram 32768' "$OUT"
 }
 
-# The same with [proc] passthrough = yes: each open gets its reader's group.
-t_proc_nested_group_passthrough() {
-	export CVM_PROC_PASSTHROUGH=yes
-	t_proc_nested_group_sees_its_own
-	local r=$?
-	unset CVM_PROC_PASSTHROUGH
-	return $r
-}
-
 for t in ${CVM_VM_TESTS:-memory_limit_oom_kills_inside_only fork_bomb_contained cpu_quota_half_a_cpu \
 	 auto_takes_the_outer_limits delegation_inside status_shows_use_and_oom_protection \
-	 proc_shows_the_limits proc_nested_group_sees_its_own proc_nested_group_passthrough}; do
+	 proc_shows_the_limits proc_nested_group_sees_its_own}; do
 	check "$t"
 done
 echo "$PASSED passed, $FAILED failed"
