@@ -1,33 +1,32 @@
-#include <dirent.h>
+/* The /proc server's protocol side: FUSE requests, passthrough, the
+ * serving loop (which also takes in sysinfo(2) notifications). What the
+ * files say is view.c's. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/time.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysinfo.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
 #include "runtime/notify.h"
 #include "runtime/syscalls.h"
 #include "fuse_abi.h"
-#include "render.h"
 #include "server.h"
+#include "view.h"
 
-#define MAX_FILE (256 * 1024)
 #define MAX_OPENS 4096
 #define REQ_SIZE (1 << 20)
 
 static const char *const names[] = { CVM_PROCFS_FILES };
-#define N_FILES (sizeof(names) / sizeof(names[0]))
+#define N_FILES CVM_PROCFS_N_FILES
+_Static_assert(sizeof(names) / sizeof(names[0]) == N_FILES, "view.h: CVM_PROCFS_N_FILES");
 
 static const char *const targets[] = {
 	"/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime", "/proc/swaps",
@@ -53,293 +52,6 @@ struct handle {
 	size_t len, cap;
 };
 static struct handle handles[MAX_OPENS];        /* by open slot (below) */
-static size_t last_len[N_FILES];   /* per file: the length of the last snapshot */
-
-static ssize_t slurp(const char *path, char *buf, size_t len);
-
-/* ---- the workspace's load -------------------------------------------------- */
-
-static struct cvm_loadavg load;
-static unsigned load_running, load_total, load_lastpid;
-
-static double boottime(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_BOOTTIME, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* Tasks of the group and every group below: running (R) and in
- * uninterruptible sleep (D) count as load, as in the kernel. */
-static void count_tasks(const char *dir, unsigned *active, unsigned *running, unsigned *total,
-			unsigned *newest)
-{
-	char path[4400], stat[512], line[32];
-	cleanup_file FILE *f = NULL;
-	cleanup_dir DIR *d = opendir(dir);
-	struct dirent *de;
-
-	snprintf(path, sizeof(path), "%s/cgroup.threads", dir);
-	f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		unsigned tid = (unsigned)strtoul(line, NULL, 10);
-		snprintf(path, sizeof(path), "/proc/%u/stat", tid);
-		if (slurp(path, stat, sizeof(stat)) < 0 || !strrchr(stat, ')'))
-			continue;
-		char state = strrchr(stat, ')')[2];
-		(*total)++;
-		*running += state == 'R';
-		*active += state == 'R' || state == 'D';
-		if (tid > *newest)
-			*newest = tid;
-	}
-	while (d && (de = readdir(d)))
-		if (de->d_type == DT_DIR && de->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			count_tasks(path, active, running, total, newest);
-		}
-}
-
-/* The newest task's pid as the workspace numbers it (last of NSpid). */
-static unsigned inner_pid(unsigned pid)
-{
-	char path[64], status[4096];
-	const char *ns;
-
-	snprintf(path, sizeof(path), "/proc/%u/status", pid);
-	if (!pid || slurp(path, status, sizeof(status)) < 0 || !(ns = strstr(status, "NSpid:")))
-		return pid;
-	const char *end = strchr(ns, '\n'), *last = ns + 6;
-	for (const char *c = ns + 6; c < end; c++)
-		if (*c == '\t' || *c == ' ')
-			last = c + 1;
-	return (unsigned)strtoul(last, NULL, 10);
-}
-
-/* Count now; with @tick, also apply the 5 s ticks that are due. */
-static void sample_load(const struct cvm_procfs *p, bool tick)
-{
-	unsigned active = 0, newest = 0;
-
-	if (!p->cg_top[0])
-		return;
-	load_running = load_total = 0;
-	count_tasks(p->cg_top, &active, &load_running, &load_total, &newest);
-	load_lastpid = inner_pid(newest);
-	if (tick)
-		cvm_loadavg_tick(&load, boottime(), active);
-}
-
-static ssize_t slurp(const char *path, char *buf, size_t len)
-{
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t used = 0;
-	ssize_t n = 0;
-
-	if (fd < 0)
-		return -1;
-	while (used + 1 < len && (n = read(fd, buf + used, len - 1 - used)) > 0)
-		used += (size_t)n;
-	buf[used] = '\0';
-	return n < 0 ? -1 : (ssize_t)used;
-}
-
-/* The reader's own group, if it is inside the workspace's. */
-static void reader_cgroup(const struct cvm_procfs *p, pid_t pid, char *out, size_t len)
-{
-	static char mnt[4096];        /* found once: mountinfo is long */
-	char path[64], line[4096];
-	cleanup_file FILE *f = NULL;
-
-	snprintf(out, len, "%s", p->cg_top);
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (!p->cg_top[0] || (!mnt[0] && cvm_cgroup_mount(mnt, sizeof(mnt)) < 0) ||
-	    !(f = fopen(path, "re")))
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "0::", 3)) {
-			char full[8300];
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(full, sizeof(full), "%s%s", mnt, line + 3);
-			size_t tl = strlen(p->cg_top);
-			if (!strncmp(full, p->cg_top, tl) && (!full[tl] || full[tl] == '/') &&
-			    strlen(full) < len)
-				memcpy(out, full, strlen(full) + 1);
-		}
-}
-
-static ssize_t render(const struct cvm_procfs *p, unsigned file, const char *leaf, char *out,
-		      size_t len)
-{
-	static char host[MAX_FILE];
-	char online_text[4096] = "0";
-	struct cvm_cg_view v;
-	struct cvm_cpuset online, cpus;
-	struct cvm_error err = { 0 };
-	struct timespec now;
-
-	static const char *const host_files[] = { "/proc/meminfo", "/proc/cpuinfo", "/proc/stat",
-		NULL, "/proc/swaps", NULL, "/proc/loadavg", "/proc/diskstats" };
-
-	if (!p->cg_top[0] && host_files[file])
-		/* No cgroup of its own (cvm not PID 1): the host's numbers. */
-		return slurp(host_files[file], out, len);
-	if (file == 6) {
-		sample_load(p, false);  /* running/total are of this moment */
-		return cvm_render_loadavg(&load, load_running, load_total, load_lastpid, out, len);
-	}
-	if (file == 7) {
-		static char io[MAX_FILE];
-		if (cvm_cgroup_read_at(p->cg_top, "io.stat", io, sizeof(io)) < 0)
-			io[0] = '\0';
-		return slurp("/proc/diskstats", host, sizeof(host)) < 0 ? -1 :
-			cvm_render_diskstats(host, io, out, len);
-	}
-	if (!p->cg_top[0] || cvm_cg_view_load(p->cg_top, leaf, file == 0 || file == 4 ?
-					      CVM_VIEW_MEM : CVM_VIEW_CPU, &v, &err) < 0) {
-		memset(&v, 0, sizeof(v));
-		v.mem_max = v.swap_max = CVM_NO_LIMIT;
-	}
-	if (file != 0 && file != 4) {
-		slurp("/sys/devices/system/cpu/online", online_text, sizeof(online_text));
-		if (cvm_cpuset_parse(online_text, &online) < 0)
-			cvm_cpuset_parse("0", &online);
-		cvm_visible_cpus(&v, &online, &cpus);
-	}
-	switch (file) {
-	case 0: return slurp("/proc/meminfo", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_meminfo(host, &v, out, len);
-	case 1: return slurp("/proc/cpuinfo", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_cpuinfo(host, &cpus, out, len);
-	case 2: return slurp("/proc/stat", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_stat(host, &cpus, out, len);
-	case 3:
-		clock_gettime(CLOCK_BOOTTIME, &now);
-		return cvm_render_uptime((double)(now.tv_sec - p->start.tv_sec) +
-					 (double)(now.tv_nsec - p->start.tv_nsec) / 1e9,
-					 cvm_cpuset_count(&cpus), (double)v.usage_usec / 1e6, out, len);
-	case 4: return cvm_render_swaps(&v, out, len);
-	default: return cvm_render_cpulist(&cpus, out, len);
-	}
-}
-
-/* ---- snapshots ------------------------------------------------------------- */
-
-/* How long a render (and the reader -> cgroup lookup) is reused: below the
- * resolution of what the files print (uptime and CPU times in 1/100 s) and
- * far below how often the kernel folds its own per-CPU memory counters
- * (vm.stat_interval, 1 s), so no reader can tell, while a loop of opens
- * costs one render per 10 ms instead of one per open. */
-#define TTL 0.010
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;        /* FNV-1a */
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h | 1;                               /* never 0: 0 is "none" */
-}
-
-/* The reader's cgroup, by the pid the request came from. */
-struct leaf {
-	pid_t pid;
-	double at;
-	uint64_t key;
-	char path[4096];
-};
-
-static const struct leaf *reader_leaf(const struct cvm_procfs *p, pid_t pid, double now)
-{
-	static struct leaf cache[16];
-	static unsigned next;
-
-	for (size_t i = 0; i < 16; i++)
-		if (cache[i].key && cache[i].pid == pid && now - cache[i].at < TTL)
-			return &cache[i];
-	struct leaf *e = &cache[next++ % 16];
-	reader_cgroup(p, pid, e->path, sizeof(e->path));
-	e->pid = pid;
-	e->at = now;
-	e->key = hash(e->path);
-	return e;
-}
-
-struct snapshot {
-	uint64_t key;           /* whose: the reader cgroup's hash */
-	double at;              /* rendered then (CLOCK_BOOTTIME) */
-	size_t len;
-	char data[MAX_FILE];
-};
-
-/* @file as a reader in @e's cgroup sees it now (rendered at most TTL ago). */
-static const struct snapshot *snapshot(const struct cvm_procfs *p, unsigned file,
-				       const struct leaf *e, double now)
-{
-	static struct snapshot snaps[N_FILES];
-	struct snapshot *s = &snaps[file];
-	ssize_t n;
-
-	if (s->key == e->key && now - s->at < TTL)
-		return s;
-	s->key = 0;
-	n = render(p, file, e->path, s->data, sizeof(s->data) - 1);
-	if (n < 0)
-		return NULL;
-	s->data[n] = '\0';            /* for cvm_procfs_sysinfo's parsing */
-	s->len = (size_t)n;
-	s->key = e->key;
-	s->at = now;
-	last_len[file] = s->len;
-	return s;
-}
-
-/* ---- sysinfo(2) ---------------------------------------------------------------- */
-
-static unsigned long meminfo_bytes(const char *text, const char *key)
-{
-	size_t kl = strlen(key);
-
-	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
-		if (!strncmp(l, key, kl) && l[kl] == ':')
-			return strtoul(l + kl + 1, NULL, 10) * 1024;
-	return 0;
-}
-
-int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si)
-{
-	double now = boottime();
-	const struct snapshot *m = snapshot(p, 0, reader_leaf(p, pid, now), now);
-	struct timespec t;
-
-	if (!m || sysinfo(si) < 0)      /* ours is the host's: loads and procs without a cgroup */
-		return -1;
-	si->mem_unit = 1;
-	si->totalram = meminfo_bytes(m->data, "MemTotal");
-	si->freeram = meminfo_bytes(m->data, "MemFree");
-	si->sharedram = meminfo_bytes(m->data, "Shmem");
-	si->bufferram = meminfo_bytes(m->data, "Buffers");
-	si->totalswap = meminfo_bytes(m->data, "SwapTotal");
-	si->freeswap = meminfo_bytes(m->data, "SwapFree");
-	si->totalhigh = si->freehigh = 0;
-	/* Whole seconds, rounded up as the kernel does. */
-	clock_gettime(CLOCK_BOOTTIME, &t);
-	t.tv_sec -= p->start.tv_sec;
-	t.tv_nsec -= p->start.tv_nsec;
-	if (t.tv_nsec < 0) {
-		t.tv_sec--;
-		t.tv_nsec += 1000000000L;
-	}
-	si->uptime = t.tv_sec + (t.tv_nsec > 0);
-	if (p->cg_top[0]) {
-		if (!load_total)
-			sample_load(p, false);
-		for (int i = 0; i < 3; i++)
-			si->loads[i] = load.avg[i] << 5;    /* FSHIFT 11 -> SI_LOAD_SHIFT 16 */
-		si->procs = (unsigned short)(load_total > 0xffff ? 0xffff : load_total);
-	}
-	return 0;
-}
-
 /* ---- the protocol ----------------------------------------------------------- */
 
 /* 0: answered; 1: the reader gave up meanwhile (interrupted), so nothing
@@ -369,7 +81,7 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
 	 * the size it saw, and attributes are never cached, so the next stat
 	 * asks again. */
 	if (ino != CVM_FUSE_ROOT_ID)
-		a->size = MAX_FILE;
+		a->size = CVM_PROCFS_MAX_FILE;
 }
 
 /* ---- passthrough: reads that never reach us ---------------------------------
@@ -458,7 +170,7 @@ static void use_state(const struct cvm_procfs *p)
 			st->file[st->open[i].node - 1].plain++;
 }
 
-static int backing_new(int fuse_fd, const struct snapshot *s)
+static int backing_new(int fuse_fd, const struct cvm_procfs_snapshot *s)
 {
 	cleanup_close int fd = sys_memfd_create("cvm-proc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	struct cvm_fuse_backing_map map = { .fd = fd };
@@ -557,7 +269,7 @@ static void close_slot(uint64_t slot)
 
 	if (slot >= MAX_OPENS || !(node = st->open[slot].node))
 		return;
-	note_close(st->open[slot].pid, node - 1, boottime());
+	note_close(st->open[slot].pid, node - 1, cvm_procfs_now());
 	st->open[slot].node = 0;
 	count = st->open[slot].pt ? &st->file[node - 1].pins : &st->file[node - 1].plain;
 	if (*count)
@@ -575,16 +287,16 @@ static int pt_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_
 		   double now, bool waited_enough)
 {
 	unsigned node = (unsigned)(h->nodeid - 2);
-	const struct leaf *e = reader_leaf(p, (pid_t)h->pid, now);
+	const struct cvm_procfs_leaf *e = cvm_procfs_reader(p, (pid_t)h->pid, now);
 	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_PASSTHROUGH | CVM_FOPEN_NOFLUSH };
 	bool fresh = st->file[node].id > 0 && st->file[node].key == e->key &&
-		now - st->file[node].at < TTL;
+		now - st->file[node].at < CVM_PROCFS_TTL;
 	bool again = opens_again(h->pid, node, now);
 
 	if (st->file[node].plain || (st->file[node].pins == 0 && !again))
 		return -1;      /* the plain way, fresh on every read from the start */
 	if (!fresh && st->file[node].pins == 0) {
-		const struct snapshot *s = snapshot(p, node, e, now);
+		const struct cvm_procfs_snapshot *s = cvm_procfs_snapshot(p, node, e, now);
 		if (!s)
 			return reply(fd, h->unique, EIO, NULL, 0) < 0 ? -2 : 1;
 		int id = backing_new(p->fuse_fd, s);
@@ -627,7 +339,7 @@ static int plain_open(int fd, const struct cvm_fuse_in_header *h);
 /* Answer the parked opens that can be answered now. */
 static int unpark(int fd, const struct cvm_procfs *p)
 {
-	double now = boottime();
+	double now = cvm_procfs_now();
 	size_t kept = 0;
 
 	for (size_t i = 0; i < n_parked; i++) {
@@ -698,7 +410,7 @@ static int plain_open(int fd, const struct cvm_fuse_in_header *h)
 {
 	/* No FLUSH on close: one round trip less per open (FOPEN_NOFLUSH). */
 	struct cvm_fuse_open_out o = { .open_flags = CVM_FOPEN_DIRECT_IO | CVM_FOPEN_NOFLUSH };
-	long slot = open_slot(h, false, boottime());
+	long slot = open_slot(h, false, cvm_procfs_now());
 
 	if (slot < 0)
 		return reply(fd, h->unique, ENFILE, NULL, 0);
@@ -710,7 +422,7 @@ static int plain_open(int fd, const struct cvm_fuse_in_header *h)
 }
 
 /* Copy @s into the handle: its snapshot from now on. */
-static int keep(struct handle *hd, const struct snapshot *s)
+static int keep(struct handle *hd, const struct cvm_procfs_snapshot *s)
 {
 	if (hd->cap < s->len + 1) {
 		char *d = realloc(hd->data, s->len + 1);
@@ -735,7 +447,7 @@ static int do_open(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 	if ((in->flags & O_ACCMODE) != O_RDONLY || (in->flags & O_TRUNC))
 		return reply(fd, h->unique, EACCES, NULL, 0);
 	if (st->passthrough > 0) {
-		double now = boottime();
+		double now = cvm_procfs_now();
 		int r = pt_open(fd, h, p, now, n_parked == MAX_PARKED);
 		if (r == 0) {
 			parked[n_parked].h = *h;
@@ -754,7 +466,7 @@ static int do_read(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 {
 	const struct cvm_fuse_read_in *in = arg;
 	struct handle *hd = plain_handle(h, in->fh);
-	const struct snapshot *s = NULL;
+	const struct cvm_procfs_snapshot *s = NULL;
 	const char *data;
 	size_t len;
 
@@ -763,8 +475,8 @@ static int do_read(int fd, const struct cvm_fuse_in_header *h, const void *arg,
 	if (!hd || !hd->rendered || in->offset == 0) {
 		/* From the start (or opened before a restart: that snapshot
 		 * died with the old server): what the reader sees now. */
-		double now = boottime();
-		s = snapshot(p, (unsigned)(h->nodeid - 2), reader_leaf(p, (pid_t)h->pid, now), now);
+		double now = cvm_procfs_now();
+		s = cvm_procfs_snapshot(p, (unsigned)(h->nodeid - 2), cvm_procfs_reader(p, (pid_t)h->pid, now), now);
 		if (!s || (hd && keep(hd, s) < 0))
 			return reply(fd, h->unique, EIO, NULL, 0);
 	}
@@ -821,10 +533,10 @@ int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs
 		if (h->nodeid > 1 + N_FILES)
 			return reply(fd, h->unique, ENOENT, NULL, 0);
 		fill_attr(h->nodeid, &a.attr);
-		if (h->nodeid > 1 && last_len[h->nodeid - 2])
+		if (h->nodeid > 1 && cvm_procfs_last_len((unsigned)(h->nodeid - 2)))
 			/* What the last open showed: close enough for tools that stat
 			 * and seek (tail -c); see fill_attr for why not 0. */
-			a.attr.size = last_len[h->nodeid - 2];
+			a.attr.size = cvm_procfs_last_len((unsigned)(h->nodeid - 2));
 		return reply(fd, h->unique, 0, &a, sizeof(a));
 	case CVM_FUSE_OPEN: return do_open(fd, h, arg, p);
 	case CVM_FUSE_READ: return do_read(fd, h, arg, p);
@@ -917,14 +629,14 @@ static ssize_t next_request(const struct cvm_procfs *p, char *req)
 	static double last_side;
 	int fd = p->fuse_fd;
 	ssize_t n = read(fd, req, REQ_SIZE);
-	double now = boottime(), until = now + SPIN;
+	double now = cvm_procfs_now(), until = now + SPIN;
 
 	if (now - last_side > 0.001) {
 		/* Busy with files: sysinfo(2) callers must not starve. */
 		last_side = now;
 		side_work(p, -1, 0);
 	}
-	while (n < 0 && errno == EAGAIN && boottime() < until)
+	while (n < 0 && errno == EAGAIN && cvm_procfs_now() < until)
 		n = read(fd, req, REQ_SIZE);
 	if (n >= 0 || errno != EAGAIN)
 		return n;
@@ -954,15 +666,14 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 		if (write(p->fuse_fd, &r, sizeof(r)) < 0 && errno != ENOSYS && errno != EINVAL)
 			cvm_error_set(err, errno, "procfs: resend");
 	}
-	load.last = boottime();
+	cvm_procfs_load_start();
 	fcntl(p->fuse_fd, F_SETFL, fcntl(p->fuse_fd, F_GETFL) | O_NONBLOCK);
 	start_load_timer();
 	for (;;) {
 		if (n_parked && unpark(p->fuse_fd, p) < 0)
 			break;
 		n = next_request(p, req);
-		if (boottime() - load.last >= 5.0)
-			sample_load(p, true);
+		cvm_procfs_load_due(p);        /* the 5 s samples: between requests too */
 		if (n < 0 && errno == EAGAIN)
 			continue;
 		if (n < 0 && (errno == EINTR || errno == ENOENT))
