@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "join.h"
 #include "caps.h"
+#include "notify.h"
 #include "seccomp.h"
 #include "syscalls.h"
 #include "user.h"
@@ -152,6 +153,12 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 
 	if (cvm_caps_bound(&err) < 0 || (c->seccomp && cvm_seccomp_apply(c->seccomp_deny, &err) < 0))
 		child_fail(efd, 125, "%s", err.msg);
+	/* Its own filter and listener: the inner init's does not cover a
+	 * process that joined from outside. */
+	if (c->notify_sock >= 0 && cvm_sysinfo_notify_handoff(c->notify_sock, &err) < 0)
+		child_fail(efd, 125, "%s", err.msg);
+	if (c->notify_sock >= 0)
+		close(c->notify_sock);
 	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0)
 		child_fail(efd, 125, "%s", err.msg);
 	/* The user's terminal is the user's, as login would do it. */

@@ -33,6 +33,7 @@ struct cvm_join_cmd {
 	int cgroup_procs_fd;    /* from cvm_join_enter, or -1 */
 	bool seccomp;           /* the workspace's syscall profile, as its init has */
 	char *const *seccomp_deny;      /* and its config-added refusals */
+	int notify_sock;        /* sysinfo(2)'s listener goes there (runtime/notify.h), or -1 */
 };
 
 /* After cvm_join_enter: start the command inside. Errors before exec come

@@ -189,6 +189,26 @@ static inline int sys_pivot_root(const char *new_root, const char *put_old)
 	return (int)syscall(SYS_pivot_root, new_root, put_old);
 }
 
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+
+static inline int sys_memfd_create(const char *name, unsigned int flags)
+{
+	return (int)syscall(__NR_memfd_create, name, flags);
+}
+
+static inline int sys_seccomp(unsigned int op, unsigned int flags, void *args)
+{
+	return (int)syscall(__NR_seccomp, op, flags, args);
+}
+
+static inline int sys_pidfd_getfd(int pidfd, int fd, unsigned int flags)
+{
+	return (int)syscall(__NR_pidfd_getfd, pidfd, fd, flags);
+}
+
 static inline pid_t sys_clone3(struct cvm_clone_args *args, size_t size)
 {
 	return (pid_t)syscall(__NR_clone3, args, size);

@@ -170,6 +170,9 @@ static const struct key keys[] = {
 	  "list from the workspace's cgroup" },
 	{ SEC_PROC, "files", T_NAME_LIST, CFG(proc_files), CFG(n_proc_files), NULL, NULL,
 	  check_proc_files, "which of them (unset: all)" },
+	{ SEC_PROC, "passthrough", T_BOOL, CFG(proc_passthrough), 0, "yes", NULL, NULL,
+	  "FUSE passthrough (Linux >= 6.9) for processes that open a file again after "
+	  "closing it: one round trip per open instead of three" },
 
 	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_enable_names, NULL,
 	  "NVIDIA GPUs inside: auto (when the outer container has them), yes, or no" },

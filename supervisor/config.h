@@ -91,6 +91,7 @@ struct cvm_config {
 	bool proc_virtualize;
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
+	bool proc_passthrough;
 
 	/* [gpu]: see gpu/gpu.h */
 	enum cvm_gpu_enable gpu_enable;

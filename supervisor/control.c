@@ -264,6 +264,7 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 		.cgroup_procs_fd = cg_fd,
 		.seccomp = ctx->seccomp,
 		.seccomp_deny = ctx->seccomp_deny,
+		.notify_sock = ctx->notify_sock,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -52,6 +52,7 @@ struct cvm_control_ctx {
 	bool join_net;                          /* the workspace has its own network namespace */
 	bool seccomp;                           /* exec'd commands get the profile too */
 	char *const *seccomp_deny;              /* [workspace] seccomp_deny */
+	int notify_sock;                        /* sysinfo(2) listeners go there, or -1 */
 };
 
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */

@@ -16,6 +16,7 @@
 #include "spawn.h"
 #include "runtime/cleanup.h"
 #include "runtime/caps.h"
+#include "runtime/notify.h"
 #include "runtime/seccomp.h"
 #include "runtime/syscalls.h"
 #include "runtime/user.h"
@@ -220,6 +221,12 @@ int cvm_inner_init(void *arg)
 	    (in->config->seccomp && cvm_seccomp_apply(in->config->seccomp_deny, &err) < 0)) {
 		log_error("init", "workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
+	}
+	/* sysinfo(2) answered by the /proc server, like /proc/meminfo. */
+	if (in->notify_sock >= 0) {
+		if (cvm_sysinfo_notify_handoff(in->notify_sock, &err) < 0)
+			log_warn("init", "workspace: sysinfo(2) gives the host's numbers: %s", err.msg);
+		close(in->notify_sock);
 	}
 
 	switch (inner_mode(in, AT_FDCWD)) {

@@ -10,6 +10,7 @@ struct cvm_inner {
 	const struct cvm_config *config;
 	char **argv;            /* `cvm run -- CMD`: run it under cvm's init; may be empty */
 	char **envp;            /* the workspace's environment */
+	int notify_sock;        /* where sysinfo(2)'s listener goes (runtime/notify.h), or -1 */
 };
 
 /* cvm_ws_init_fn: exec the image's init, or be a minimal reaping init for

@@ -556,7 +556,8 @@ static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 static int supervise_workspace(const struct cvm_config *c, char **argv)
 {
 	struct cvm_error err = { 0 };
-	struct cvm_inner in = { .config = c, .argv = argv, .envp = cvm_env_build(c, environ) };
+	struct cvm_inner in = { .config = c, .argv = argv, .envp = cvm_env_build(c, environ),
+				.notify_sock = -1 };
 	struct cvm_ws_mount mounts[c->n_mounts + 1];
 	struct ws_gpu gpu = { 0 };
 	struct cvm_ws_spec spec = {
@@ -620,14 +621,18 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("workspace", "seccomp is off ([workspace] seccomp = no): root inside may call kexec, "
 			 "module and clock syscalls, stopped only by the kernel's own checks");
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
-	spec.procfs_fd = -1;
+	spec.procfs_fd = spec.init_fd = -1;
 	if (c->proc_virtualize) {
-		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base, &err) < 0)
+		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base,
+					 c->proc_passthrough, &err) < 0)
 			log_warn("procfs", "the workspace gets the host's /proc numbers: %s", err.msg);
 		else {
 			w.has_procfs = true;
 			spec.procfs_fd = w.procfs.pf.fuse_fd;
 			spec.procfs_files = c->proc_files;
+			/* The inner init keeps it as fd 3 to send sysinfo's listener. */
+			spec.init_fd = w.procfs.notify_send;
+			in.notify_sock = 3;
 		}
 	}
 	if (cvm_pid1_init(&p, c->stop_timeout_ms, CVM_SIGNAL_CHILD, &err) < 0 ||
@@ -662,7 +667,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	w.join_net = !cvm_join_shares_ns(w.ws.pid, "net");
 	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
 					w.has_cgroup ? &w.cg : NULL, w.join_net, c->seccomp,
-					c->seccomp_deny };
+					c->seccomp_deny, w.has_procfs ? w.procfs.notify_send : -1 };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
 		log_warn("control", "cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));

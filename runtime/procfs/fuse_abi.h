@@ -23,6 +23,19 @@ enum cvm_fuse_opcode {
 #define CVM_FUSE_HAS_RESEND_FLAGS2 (1u << 7)    /* FUSE_HAS_RESEND: 1ULL << 39 */
 #define CVM_FOPEN_DIRECT_IO (1u << 0)           /* every read comes to us: fresh numbers */
 #define CVM_FOPEN_NOFLUSH (1u << 5)
+#define CVM_FOPEN_PASSTHROUGH (1u << 7)         /* reads go to a backing file, not to us */
+#define CVM_FUSE_PASSTHROUGH_FLAGS2 (1u << 5)   /* FUSE_PASSTHROUGH: 1ULL << 37 (Linux 6.9) */
+#define CVM_FUSE_UNIQUE_RESEND (1ULL << 63)     /* set on requests the kernel resent */
+
+/* FUSE_DEV_IOC_BACKING_OPEN / _CLOSE: _IOW(229, 1, struct fuse_backing_map)
+ * and _IOW(229, 2, uint32_t). */
+struct cvm_fuse_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define CVM_FUSE_DEV_IOC_BACKING_OPEN 0x4010e501u
+#define CVM_FUSE_DEV_IOC_BACKING_CLOSE 0x4004e502u
 
 struct cvm_fuse_in_header {
 	uint32_t len, opcode;
@@ -70,6 +83,10 @@ struct cvm_fuse_attr_out {
 struct cvm_fuse_open_out {
 	uint64_t fh;
 	uint32_t open_flags, backing_id;
+};
+
+struct cvm_fuse_open_in {
+	uint32_t flags, open_flags;
 };
 
 struct cvm_fuse_read_in {

@@ -4,11 +4,17 @@
  * needs: INIT, LOOKUP, GETATTR, OPEN, READ, RELEASE, FORGET) rather than
  * through libfuse: no thread pool, no library state to lose, and a
  * restarted server just keeps reading the same /dev/fuse fd, which PID 1
- * holds, so the mount never breaks (lxcfs #193). */
+ * holds, so the mount never breaks (lxcfs #193). Where the kernel has FUSE
+ * passthrough, a process that opens a file again gets its snapshot as a
+ * backing file the kernel reads itself (server.c says when, and why not
+ * always). It also answers the workspace's sysinfo(2) (sysinfo.c). */
 #ifndef CVM_PROCFS_SERVER_H
 #define CVM_PROCFS_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "runtime/error.h"
@@ -17,12 +23,24 @@
 #define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
 	"loadavg", "diskstats"
 
+/* What a server leaves for the next one (backing ids and the passthrough
+ * opens that pin them): PID 1 maps it shared before the first server. */
+struct cvm_procfs_state;
+size_t cvm_procfs_state_size(void);
+
 struct cvm_procfs {
 	int fuse_fd;                    /* /dev/fuse, the connection */
 	char cg_top[4096];              /* the workspace's cgroup (outer path); "" if none */
 	struct timespec start;          /* CLOCK_BOOTTIME when the workspace started */
 	bool restarted;                 /* ask the kernel to resend what a dead server took */
 	unsigned owner;                 /* outer uid/gid of the workspace's root: files are its */
+	struct cvm_procfs_state *state; /* shared across restarts; NULL: the server's own */
+	bool passthrough;               /* ask for FUSE passthrough ([proc] passthrough) */
+	/* sysinfo(2) listeners (runtime/notify.h): those PID 1 holds now, and
+	 * a socket it sends new ones on; -1 / 0: none. */
+	int ctl_fd;
+	const int *listeners;
+	size_t n_listeners;
 };
 
 /* Serve until the connection goes away (0) or fails (-1 with @err). */
@@ -31,6 +49,27 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err);
 /* Answer one request read from /dev/fuse (@n bytes) on @fd. Exposed for
  * the fuzzer: whatever the bytes, an error reply or nothing, never a crash. */
 int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs *p);
+
+/* sysinfo(2) as /proc/meminfo, uptime and loadavg say it to @pid (its
+ * cgroup's memory, the workspace's uptime and load). 0 or -1. */
+struct sysinfo;
+int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si);
+
+/* The notification being answered (in the state shared across restarts). */
+struct cvm_procfs_inflight {
+	uint64_t id;
+	uint64_t addr;          /* the caller's struct sysinfo */
+	uint32_t pid;           /* the caller, as this server's pid namespace numbers it */
+	int32_t nr;
+	bool busy;
+};
+struct cvm_procfs_inflight *cvm_procfs_inflight(void);
+
+/* Take one notification from @listener and answer it (runtime/procfs/
+ * sysinfo.c). -1 when the listener fails. */
+int cvm_procfs_answer(const struct cvm_procfs *p, int listener);
+/* Answer the one a dead server took from @listener, if it was there. */
+void cvm_procfs_answer_pending(const struct cvm_procfs *p, int listener);
 
 /* Where a file of the mount goes inside the workspace ("/proc/meminfo"). */
 const char *cvm_procfs_target(const char *name);

@@ -18,7 +18,7 @@ static char out[1 << 18];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int devnull = -1;
-	struct cvm_procfs p = { .fuse_fd = -1 };
+	struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1, .passthrough = true };
 	struct cvm_cg_view v;
 	struct cvm_cpuset c;
 	char *text;

@@ -10,11 +10,21 @@ trap 'outer_cleanup; rm -rf "$STATE" "$STATE".*' EXIT
 WS=pf.$$
 ws_start "$WS" "$STATE" -- sleep 1000 || exit 1
 ex() { ws_exec "$WS" "$@"; }
-# the server: cvm's child named cvm-procfs
+# the same without FUSE passthrough ([proc] passthrough = no): every read
+# reaches the server (what kernels < 6.9 get)
+PT=plain.$$
+outer_start "$PT" --env CVM_PROC_PASSTHROUGH=no -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE.pt" \
+	-- sleep 1000 || exit 1
+for _ in $(seq 200); do outer_exec "$PT" test -S /run/cvm/control.sock 2>/dev/null && break; sleep 0.05; done
+pt() { ws_exec "$PT" "$@"; }
+# the server of workspace $1 (default: $WS): cvm's child named cvm-procfs
+# The live server: a killed one not yet reaped (a zombie, still a child)
+# would take a kill that restarts nothing.
 server_pid() {
 	local c
-	for c in $(cat /proc/"$(outer_pid "$WS")"/task/*/children); do
-		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = cvm-procfs ] && { echo "$c"; return; }
+	for c in $(cat /proc/"$(outer_pid "${1:-$WS}")"/task/*/children); do
+		[ "$(cat /proc/"$c"/comm 2>/dev/null)" = cvm-procfs ] &&
+			[ "$(awk '{print $3}' /proc/"$c"/stat 2>/dev/null)" != Z ] && { echo "$c"; return; }
 	done
 }
 
@@ -68,23 +78,127 @@ t_chunked_reads_match() {
 	[ "$(( $1 + 100 ))" = "$2" ] || { say "continued read $1 + 100 vs $2"; return 1; }
 }
 
-t_server_killed_100_times_readers_never_fail() {
-	ex sh -c 'for r in 1 2 3 4; do (i=0; while [ ! -e /tmp/stop ]; do
-		grep -q MemTotal /proc/meminfo || echo FAIL >> /tmp/fails; i=$((i+1)); done; echo $i >> /tmp/counts) & done' &
-	local killer=$! n=0 pid
+# kill_server_100_times WS EXEC: 4 readers loop on /proc/meminfo meanwhile
+kill_server_100_times() {
+	local ws=$1 x=$2 killer n=0 pid
+	# two readers a process per read, two a process reading 50 times (with
+	# passthrough, all but its first open are passthrough ones)
+	$x sh -c 'rm -f /tmp/stop /tmp/fails /tmp/counts; for r in 1 2; do (i=0; while [ ! -e /tmp/stop ]; do
+		grep -q MemTotal /proc/meminfo || echo FAIL >> /tmp/fails; i=$((i+1)); done; echo $i >> /tmp/counts) &
+		(i=0; while [ ! -e /tmp/stop ]; do probe readloop /proc/meminfo 50 > /dev/null || echo FAIL >> /tmp/fails
+		i=$((i+50)); done; echo $i >> /tmp/counts) & done' &
+	killer=$!
 	sleep 0.5
 	while [ $n -lt 100 ]; do
-		pid=$(server_pid)
+		pid=$(server_pid "$ws")
 		[ -n "$pid" ] && kill -9 "$pid" && n=$((n + 1))
 		sleep 0.02
 	done
-	ex touch /tmp/stop; wait "$killer"; sleep 0.5
-	fails=$(ex sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
-	reads=$(ex sh -c 'cat /tmp/counts | awk "{s+=\$1} END {print s}"')
+	$x touch /tmp/stop; wait "$killer"; sleep 0.5
+	fails=$($x sh -c 'cat /tmp/fails 2>/dev/null | wc -l')
+	reads=$($x sh -c 'cat /tmp/counts | awk "{s+=\$1} END {print s}"')
 	say "100 kills, $reads reads, $fails failed"
 	expect_eq "failed reads" "$fails" 0 || return 1
 	[ "${reads:-0}" -gt 100 ] || { say "readers did not run"; return 1; }
-	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$WS/err"
+	grep -q "restarted it on the same connection (restart 100)" "$OUTER_DIR/$ws/err"
+}
+
+t_server_killed_100_times_readers_never_fail() {
+	kill_server_100_times "$WS" ex
+}
+
+# procps (top, vmstat, free -s) opens once and reads again from offset 0
+t_reading_again_from_the_start_gets_new_numbers() {
+	for x in ex pt; do
+		out=$($x probe reread /proc/uptime 2 300)
+		set -- $out
+		[ "$1" != "$3" ] || { say "$x: uptime unchanged: $out"; return 1; }
+	done
+}
+
+t_without_passthrough_the_same_files() {
+	expect_eq "MemTotal" "$(pt grep ^MemTotal: /proc/meminfo)" "$(grep ^MemTotal: /proc/meminfo)" || return 1
+	expect_eq "processors" "$(pt grep -c ^processor /proc/cpuinfo)" "$(nproc)" || return 1
+	up=$(pt cut -d. -f1 /proc/uptime)
+	[ "$up" -lt 120 ] || { say "uptime $up"; return 1; }
+	out=$(pt sh -c 'a=$(dd if=/proc/cpuinfo bs=1 2>/dev/null | md5sum); b=$(cat /proc/cpuinfo | md5sum); [ "$a" = "$b" ] && echo same')
+	expect_eq "cpuinfo in 1-byte reads" "$out" same || return 1
+	out=$(pt sh -c 'exec 3</proc/meminfo; head -c 100 <&3 >/dev/null; wc -c <&3; wc -c < /proc/meminfo')
+	set -- $out
+	[ "$(( $1 + 100 ))" = "$2" ] || { say "continued read $1 + 100 vs $2"; return 1; }
+}
+
+# A process that opened and closed a file before gets passthrough: reads
+# that never reach the server. Seen from inside by its price: if that
+# process then keeps the file open, a read from the start shows the numbers
+# of its open. Other readers meanwhile wait at most 20 ms, never fail.
+t_passthrough_for_processes_that_open_again() {
+	out=$(ex probe reread /proc/uptime 2 300 2)
+	set -- $out
+	expect_eq "uptime re-read through passthrough" "$3" "$1" || return 1
+	out=$(pt probe reread /proc/uptime 2 300 2)
+	set -- $out
+	[ "$1" != "$3" ] || { say "no passthrough, yet unchanged: $out"; return 1; }
+	ex sh -c 'probe reread /proc/uptime 2 1500 2 > /dev/null' &
+	local holder=$!
+	sleep 0.5
+	out=$(ex sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/uptime > /dev/null || echo FAIL; done; echo done')
+	wait "$holder"
+	expect_eq "reads while another holds the file" "$out" done
+}
+
+t_without_passthrough_server_killed_100_times_readers_never_fail() {
+	kill_server_100_times "$PT" pt
+}
+
+# sysinfo(2) (busybox free, glibc's load averages): the same numbers as
+# /proc/meminfo and /proc/uptime inside, for `cvm exec` commands...
+t_sysinfo_says_what_meminfo_says() {
+	out=$(ex sh -c 'probe sysinfo; echo; cat /proc/meminfo; echo; cut -d. -f1 /proc/uptime; free | grep Mem:')
+	kv() { echo "$out" | awk -v k="$1" '$1 == k || $1 == k":" {print $2; exit}'; }
+	expect_eq "totalram" "$(kv totalram)" "$(kv MemTotal)" || return 1
+	expect_eq "totalswap" "$(kv totalswap)" "$(kv SwapTotal)" || return 1
+	expect_eq "free's total" "$(echo "$out" | awk '/^Mem:/ {print $2}')" "$(kv MemTotal)" || return 1
+	free=$(kv freeram) mfree=$(kv MemFree)
+	[ $(( (free - mfree) * 100 / mfree )) -le 5 ] && [ $(( (mfree - free) * 100 / mfree )) -le 5 ] ||
+		{ say "freeram $free vs MemFree $mfree"; return 1; }
+	up=$(kv uptime) pup=$(echo "$out" | sed -n '/^[0-9]*$/p' | tail -1)
+	[ "$up" -lt 120 ] && [ $((up - pup)) -le 1 ] && [ $((pup - up)) -le 1 ] ||
+		{ say "sysinfo uptime $up, /proc/uptime $pup"; return 1; }
+	procs=$(kv procs)
+	[ "$procs" -ge 2 ] && [ "$procs" -lt 50 ] || { say "procs $procs"; return 1; }
+}
+
+# ... and for the inner init's whole tree
+t_sysinfo_in_the_inner_inits_tree() {
+	local name=si.$$
+	outer_start "$name" -- "$CVM" run --rootfs "$ROOTFS" --state "$STATE.3" -- \
+		sh -c 'probe sysinfo | grep -E "^(totalram|uptime) "; grep ^MemTotal: /proc/meminfo'
+	outer_wait "$name" 20 || { outer_log "$name" >&2; return 1; }
+	out=$(cat "$OUTER_DIR/$name/out")
+	total=$(echo "$out" | awk '$1 == "totalram" {print $2}')
+	up=$(echo "$out" | awk '$1 == "uptime" {print $2}')
+	expect_eq "totalram" "$total" "$(echo "$out" | awk '$1 == "MemTotal:" {print $2}')" || return 1
+	[ "$up" -lt 60 ] || { say "uptime $up"; return 1; }
+}
+
+# The answerer dies and comes back: callers wait for the next one, never
+# fail and never hang.
+t_sysinfo_survives_server_kills() {
+	ex sh -c 'rm -f /tmp/sstop /tmp/sfails /tmp/scounts; for r in 1 2; do (i=0; while [ ! -e /tmp/sstop ]; do
+		timeout 10 probe sysinfo > /dev/null || echo FAIL >> /tmp/sfails; i=$((i+1)); done; echo $i >> /tmp/scounts) & done' &
+	local looper=$! n=0 pid
+	sleep 0.5
+	while [ $n -lt 30 ]; do
+		pid=$(server_pid)
+		[ -n "$pid" ] && kill -9 "$pid" && n=$((n + 1))
+		sleep 0.05
+	done
+	ex touch /tmp/sstop; wait "$looper"; sleep 0.5
+	fails=$(ex sh -c 'cat /tmp/sfails 2>/dev/null | wc -l')
+	calls=$(ex sh -c 'cat /tmp/scounts | awk "{s+=\$1} END {print s}"')
+	say "30 kills, $calls sysinfo calls, $fails failed"
+	expect_eq "failed calls" "$fails" 0 && [ "${calls:-0}" -gt 20 ]
 }
 
 t_only_the_configured_files() {
@@ -100,4 +214,5 @@ for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
 	run_test "${t#t_}" "$t"
 done
 run_test stop eval 'outer_signal "$WS" TERM; outer_wait "$WS" 20; expect_eq "exit" "$?" 143'
+outer_signal "$PT" TERM; outer_wait "$PT" 20 >/dev/null
 finish

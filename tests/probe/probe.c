@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -180,14 +181,67 @@ static int cmd_readloop(const char *path, int n)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (int i = 0; i < n; i++) {
 		int fd = open(path, O_RDONLY);
+		ssize_t got, total = 0;
 		if (fd < 0)
+			return fprintf(stderr, "open %s: %s\n", path, strerror(errno)), 1;
+		while ((got = read(fd, buf, sizeof(buf))) > 0)
+			total += got;
+		close(fd);
+		if (got < 0 || total == 0)
+			return fprintf(stderr, "read %s: %s\n", path, got < 0 ? strerror(errno) : "empty"), 1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("%.0f\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n);
+	return 0;
+}
+
+/* Open once, then read from the start @n times, @ms apart (what procps'
+ * top and vmstat do): the first line of each read. Before that, open, read
+ * and close it @before times (what most readers do). */
+static int cmd_reread(const char *path, int n, int ms, int before)
+{
+	static char buf[1 << 16];
+	int fd;
+
+	for (int i = 0; i < before; i++) {
+		if ((fd = open(path, O_RDONLY)) < 0)
 			return perror(path), 1;
 		while (read(fd, buf, sizeof(buf)) > 0)
 			;
 		close(fd);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("%.0f\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n);
+	fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return perror(path), 1;
+	for (int i = 0; i < n; i++) {
+		ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+		if (len < 0)
+			return perror("pread"), 1;
+		buf[len] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		printf("%s\n", buf);
+		fflush(stdout);
+		if (i + 1 < n)
+			usleep((useconds_t)ms * 1000);
+	}
+	return 0;
+}
+
+/* sysinfo(2) as "key value" lines, sizes in kB like /proc/meminfo. */
+static int cmd_sysinfo(void)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) < 0)
+		return perror("sysinfo"), 1;
+	unsigned long long u = si.mem_unit ? si.mem_unit : 1;
+	printf("totalram %llu\nfreeram %llu\nsharedram %llu\nbufferram %llu\n"
+	       "totalswap %llu\nfreeswap %llu\n", si.totalram * u / 1024, si.freeram * u / 1024,
+	       si.sharedram * u / 1024, si.bufferram * u / 1024, si.totalswap * u / 1024,
+	       si.freeswap * u / 1024);
+	printf("uptime %ld\nloads %lu %lu %lu\nprocs %u\n", si.uptime, si.loads[0], si.loads[1],
+	       si.loads[2], (unsigned)si.procs);
 	return 0;
 }
 
@@ -263,7 +317,12 @@ int main(int argc, char **argv)
 		return cmd_forkbomb();
 	if (!strcmp(cmd, "readloop") && argc > 3)
 		return cmd_readloop(argv[2], atoi(argv[3]));
+	if (!strcmp(cmd, "reread") && argc > 4)
+		return cmd_reread(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
+	if (!strcmp(cmd, "sysinfo"))
+		return cmd_sysinfo();
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS | readloop PATH N | forkbomb | nodecalls\n");
+		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | sysinfo | forkbomb | "
+		"nodecalls\n");
 	return 2;
 }

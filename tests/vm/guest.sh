@@ -112,13 +112,18 @@ t_status_shows_use_and_oom_protection() {
 t_proc_shows_the_limits() {
 	export CVM_RESOURCES_CPUSET=0
 	outer -- --memory 64M --cpus 1 -- sh -c 'head -1 /proc/meminfo; grep -c ^processor /proc/cpuinfo
-		nproc; grep -c ^cpu /proc/stat; cat /sys/devices/system/cpu/online; cut -d. -f1 /proc/uptime'
+		nproc; grep -c ^cpu /proc/stat; cat /sys/devices/system/cpu/online
+		free -m | awk "/^Mem:/ {print \"free\", \$2}"; probe sysinfo | grep -E "^(totalram|uptime) "
+		cut -d. -f1 /proc/uptime'
 	unset CVM_RESOURCES_CPUSET
 	wait "$OPID" || return 1
-	# MemTotal, processors, nproc, cpu lines in /proc/stat (total + cpu0), online, uptime
+	# MemTotal, processors, nproc, cpu lines in /proc/stat (total + cpu0), online,
+	# busybox free (sysinfo(2)) in MiB, sysinfo itself, uptime
 	up=$(tail -1 "$OUT")
 	grep -qx 'MemTotal:          65536 kB' "$OUT" && [ "$(grep -cx 1 "$OUT")" -ge 2 ] &&
-		grep -qx 2 "$OUT" && grep -qx 0 "$OUT" && [ "$up" -lt 60 ]
+		grep -qx 2 "$OUT" && grep -qx 0 "$OUT" && grep -qx 'free 64' "$OUT" &&
+		grep -qx 'totalram 65536' "$OUT" && [ "$up" -lt 60 ] &&
+		[ "$(awk '$1 == "uptime" {print $2}' "$OUT")" -lt 60 ]
 }
 
 t_proc_nested_group_sees_its_own() {
@@ -127,10 +132,13 @@ t_proc_nested_group_sees_its_own() {
 		echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && echo $$ > /sys/fs/cgroup/init.scope/cgroup.procs &&
 		echo +memory > /sys/fs/cgroup/cgroup.subtree_control &&
 		echo 32M > /sys/fs/cgroup/inner/memory.max &&
-		head -1 /proc/meminfo &&
-		sh -c "echo \$\$ > /sys/fs/cgroup/inner/cgroup.procs; head -1 /proc/meminfo"'
+		head -1 /proc/meminfo && probe sysinfo | grep ^totalram &&
+		sh -c "echo \$\$ > /sys/fs/cgroup/inner/cgroup.procs; head -1 /proc/meminfo
+			probe sysinfo | grep ^totalram; head -1 /proc/meminfo"; head -1 /proc/meminfo'
 	wait "$OPID" || return 1
-	grep -qx 'MemTotal:         262144 kB' "$OUT" && grep -qx 'MemTotal:          32768 kB' "$OUT"
+	[ "$(grep -cx 'MemTotal:         262144 kB' "$OUT")" = 2 ] &&
+		[ "$(grep -cx 'MemTotal:          32768 kB' "$OUT")" = 2 ] &&
+		grep -qx 'totalram 262144' "$OUT" && grep -qx 'totalram 32768' "$OUT"
 }
 
 # The docker suite (tests/vm/run BUILD docker): /disk/rootfs is the Debian
