@@ -39,6 +39,19 @@ static const struct cvm_cap_note supervisor_keep[] = {
 	  "network = private only: remove the nftables table cvm added outside, on stop" },
 };
 
+static const struct cvm_cap_note server_keep[] = {
+	{ CAP_DAC_OVERRIDE, "dac_override",
+	  "answer sysinfo(2) through /proc/PID/mem of workspace processes (their files, mode 0600)" },
+	{ CAP_SYS_ADMIN, "sys_admin",
+	  "[proc] passthrough only, first server only: register its backing files with FUSE" },
+};
+
+const struct cvm_cap_note *cvm_caps_server_kept(size_t *n)
+{
+	*n = sizeof(server_keep) / sizeof(server_keep[0]);
+	return server_keep;
+}
+
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n)
 {
 	*n = sizeof(bound_drop) / sizeof(bound_drop[0]);
@@ -60,6 +73,30 @@ int cvm_caps_bound(struct cvm_error *err)
 	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
 		return cvm_error_set(err, errno, "drop capabilities");
 	return 0;
+}
+
+int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err)
+{
+	bool keep, dac, setpcap;
+
+	capng_get_caps_process();
+	keep = sys_admin && capng_have_capability(CAPNG_PERMITTED, CAP_SYS_ADMIN);
+	dac = capng_have_capability(CAPNG_PERMITTED, CAP_DAC_OVERRIDE);
+	/* A server restarted by cvm after its own drop has no cap_setpcap: its
+	 * bounding set stays cvm's short one; its own sets still go empty. */
+	setpcap = capng_have_capability(CAPNG_EFFECTIVE, CAP_SETPCAP);
+	capng_clear(setpcap ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS);
+	if (keep)
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+			     (setpcap ? CAPNG_BOUNDING_SET : 0), CAP_SYS_ADMIN);
+	/* sysinfo(2) answers go through /proc/PID/mem of the caller, a file
+	 * of the workspace's ids, mode 0600 */
+	if (dac)
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+			     (setpcap ? CAPNG_BOUNDING_SET : 0), CAP_DAC_OVERRIDE);
+	if (capng_apply(setpcap ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0)
+		return cvm_error_set(err, errno, "drop the /proc server's capabilities");
+	return keep;
 }
 
 int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err)

@@ -24,8 +24,16 @@ int cvm_caps_bound(struct cvm_error *err);
  * cap_net_admin only with @net_admin (a private network to take down). */
 int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err);
 
+/* The /proc server parses what the workspace sends: it keeps nothing but
+ * cap_dac_override (sysinfo(2) answers through /proc/PID/mem of workspace
+ * processes) and, with @sys_admin (FUSE passthrough: its backing files)
+ * and when it still has it, cap_sys_admin. Returns 1 when it kept
+ * cap_sys_admin, 0 when not, -1 on error. */
+int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err);
+
 /* The two lists with their reasons (for `cvm check` and the docs). */
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n);
 const struct cvm_cap_note *cvm_caps_supervisor_kept(bool net_admin, size_t *n);
+const struct cvm_cap_note *cvm_caps_server_kept(size_t *n);
 
 #endif

@@ -580,6 +580,10 @@ static void print_caps_text(const struct cvm_config *c)
 	printf("  cvm keeps only, in every set (bounding set too):\n");
 	for (size_t i = 0; i < n; i++)
 		printf("    %-16s %s\n", k[i].name, k[i].why);
+	k = cvm_caps_server_kept(&n);
+	printf("  the /proc server keeps only:\n");
+	for (size_t i = 0; i < n; i++)
+		printf("    %-16s %s\n", k[i].name, k[i].why);
 	k = cvm_caps_bound_dropped(&n);
 	printf("  the workspace's bounding set lacks:\n");
 	for (size_t i = 0; i < n; i++)
@@ -624,6 +628,9 @@ static void print_security_json(const struct cvm_config *c)
 
 	fputs(",\n\"capabilities\": {", stdout);
 	print_notes_json("cvm_keeps", k, n);
+	fputs(", ", stdout);
+	k = cvm_caps_server_kept(&n);
+	print_notes_json("proc_server_keeps", k, n);
 	fputs(", ", stdout);
 	k = cvm_caps_bound_dropped(&n);
 	print_notes_json("workspace_bounding_set_lacks", k, n);

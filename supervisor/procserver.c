@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "procserver.h"
+#include "runtime/caps.h"
 #include "runtime/cleanup.h"
 #include "runtime/notify.h"
 #include "runtime/syscalls.h"
@@ -72,6 +73,14 @@ static pid_t spawn(struct cvm_procserver *s)
 	cvm_pid1_child_reset_signals();
 	if (arrange_fds(s, ctl[0]) < 0)
 		_exit(1);
+	/* It reads what the workspace sends: nothing of the outer container's
+	 * privilege goes with it but what passthrough needs, and only while
+	 * cvm still has that (a server restarted after cvm dropped its
+	 * capabilities serves every open the plain way). */
+	if (cvm_caps_server_drop(s->pf.passthrough, &err) < 0) {
+		log_error("procfs", "%s", err.msg);
+		_exit(1);
+	}
 	if (cvm_procfs_serve(&s->pf, &err) < 0) {
 		log_error("procfs", "%s", err.msg);
 		_exit(1);
@@ -170,6 +179,9 @@ static void on_reap(struct cvm_pid1 *p, pid_t pid, int wstatus, void *data)
 	 * connected"; what the dead one had read, the kernel resends. */
 	s->pf.restarted = true;
 	s->restarts++;
+	if (s->restarts == 1 && s->pf.passthrough)
+		log_info("procfs", "restarted /proc servers serve every open the plain way: "
+			 "passthrough needs cap_sys_admin, which cvm gave up after setup");
 	s->pid = spawn(s);
 	if (s->pid < 0)
 		log_error("procfs", "/proc server %s and cannot be restarted: %s", how, strerror(errno));

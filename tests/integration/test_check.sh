@@ -92,7 +92,8 @@ t_hybrid_cgroups() {
 t_security_sections() {
 	CVM_WORKSPACE_NETWORK=private "$CVM" check > out || return 1
 	sed -n '/^capabilities/,/^seccomp profile:/p' out > caps
-	[ "$(sed -n '/cvm keeps only/,/bounding set lacks/p' caps | grep -c '^    ')" = 3 ] &&
+	[ "$(sed -n '/cvm keeps only/,/proc server keeps/p' caps | grep -c '^    ')" = 3 ] &&
+		[ "$(sed -n '/proc server keeps/,/bounding set lacks/p' caps | grep -c '^    ')" = 2 ] &&
 		grep -q '^    dac_override ' caps && grep -q '^    sys_ptrace ' caps &&
 		grep -q '^    sys_module ' caps || { say "$(cat caps)"; return 1; }
 	grep -qE '^    kexec_load +EPERM' out && grep -qE '^    name_to_handle_at +EOPNOTSUPP' out ||
