@@ -26,8 +26,8 @@ struct report {
  * namespace, is then adopted by us (the outer pid namespace's init, or the
  * subreaper): PID 1 reaps it and can signal it without a pid reuse race. */
 __attribute__((noreturn)) static void helper(const struct cvm_config *c, int ws_pidfd,
-					    pid_t ws_pid, bool join_net, char **envp, int out_fd,
-					    int report_fd)
+					    pid_t ws_pid, bool join_net, int notify_sock, char **envp,
+					    int out_fd, int report_fd)
 {
 	char *argv[] = { "/bin/sh", "-c", c->bootstrap_script, NULL };
 	struct report r = { .pid = -1 };
@@ -42,6 +42,7 @@ __attribute__((noreturn)) static void helper(const struct cvm_config *c, int ws_
 		.argv = argv, .envp = envp, .user = c->user, .workdir = c->workdir,
 		.stdio = { null_fd, out_fd, out_fd }, .pty_slave = -1,
 		.cgroup_procs_fd = cg_fd, .seccomp = c->seccomp, .seccomp_deny = c->seccomp_deny,
+		.notify_sock = notify_sock,
 	};
 	r.pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (r.pid < 0)
@@ -64,7 +65,8 @@ fail:
 }
 
 int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int ws_pidfd,
-			pid_t ws_pid, bool join_net, char **envp, struct cvm_error *err)
+			pid_t ws_pid, bool join_net, int notify_sock, char **envp,
+			struct cvm_error *err)
 {
 	cleanup_close int out_r = -1, out_w = -1, rep_r = -1, rep_w = -1;
 	int fds[2], status;
@@ -86,7 +88,7 @@ int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int
 	if (h < 0)
 		return cvm_error_set(err, errno, "fork");
 	if (h == 0)
-		helper(c, ws_pidfd, ws_pid, join_net, envp, out_w, rep_w);
+		helper(c, ws_pidfd, ws_pid, join_net, notify_sock, envp, out_w, rep_w);
 	cvm_closep(&out_w);
 	cvm_closep(&rep_w);
 	/* The helper only joins and forks: this wait is short. */

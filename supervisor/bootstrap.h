@@ -23,10 +23,12 @@ struct cvm_bootstrap {
 
 /* Start the script inside the workspace whose init is @ws_pid (@ws_pidfd;
  * @join_net: it has its own network namespace), with its environment @envp
- * and [workspace] user/workdir. Returns 0, or -1 with @err filled (the
- * workspace runs on; the caller logs it). */
+ * and [workspace] user/workdir; @notify_sock: where its sysinfo(2)
+ * listener goes (as for cvm exec), or -1. Returns 0, or -1 with @err
+ * filled (the workspace runs on; the caller logs it). */
 int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int ws_pidfd,
-			pid_t ws_pid, bool join_net, char **envp, struct cvm_error *err);
+			pid_t ws_pid, bool join_net, int notify_sock, char **envp,
+			struct cvm_error *err);
 
 /* Log its output line by line, and make PID 1 stop it first. */
 int cvm_bootstrap_watch(struct cvm_bootstrap *b, struct cvm_pid1 *p);

@@ -368,8 +368,8 @@ static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pi
 	w->boot.pid = -1;
 	w->boot.out_fd = -1;
 	if (c->bootstrap_script) {
-		if (cvm_bootstrap_start(&w->boot, c, w->ws.pidfd, w->ws.pid, w->join_net, envp,
-					&err) < 0)
+		if (cvm_bootstrap_start(&w->boot, c, w->ws.pidfd, w->ws.pid, w->join_net,
+					w->has_procfs ? w->procfs.notify_send : -1, envp, &err) < 0)
 			log_error("bootstrap", "did not start: %s", err.msg);
 		else {
 			log_info("bootstrap", "started as pid %d, user %s", (int)w->boot.pid, c->user);
