@@ -41,14 +41,38 @@ struct cvm_seccomp_notif_resp {
 #define CVM_SECCOMP_NOTIF_ID_VALID 0x40082102u  /* _IOW('!', 2, __u64) */
 #define CVM_SECCOMP_USER_NOTIF_FLAG_CONTINUE 1u
 
-/* Write @si into the caller's buffer. /proc/PID/mem is opened before the
- * notification is checked to be still pending: the open file is bound to
- * that process, so a pid reused after the check cannot be written to. */
+/* The kernel's struct sysinfo (<linux/sysinfo.h>), which is what the
+ * caller's buffer holds. libc's may be bigger: musl's ends in 256 reserved
+ * bytes, and writing that many smashed the caller's stack. */
+struct cvm_kernel_sysinfo {
+	long uptime;
+	unsigned long loads[3];
+	unsigned long totalram, freeram, sharedram, bufferram, totalswap, freeswap;
+	uint16_t procs, pad;
+	unsigned long totalhigh, freehigh;
+	uint32_t mem_unit;
+	char _f[20 - 2 * sizeof(unsigned long) - sizeof(uint32_t)];
+};
+_Static_assert(sizeof(long) != 8 || sizeof(struct cvm_kernel_sysinfo) == 112,
+	       "the kernel's struct sysinfo is 112 bytes on 64-bit");
+
+/* Write @si into the caller's buffer, as the kernel lays it out.
+ * /proc/PID/mem is opened before the notification is checked to be still
+ * pending: the open file is bound to that process, so a pid reused after
+ * the check cannot be written to. */
 static int deliver(int listener, const struct cvm_procfs_inflight *c, const struct sysinfo *si,
 		   struct cvm_seccomp_notif_resp *r)
 {
 	char path[64];
 	uint64_t id = c->id;
+	struct cvm_kernel_sysinfo k = {
+		.uptime = si->uptime,
+		.loads = { si->loads[0], si->loads[1], si->loads[2] },
+		.totalram = si->totalram, .freeram = si->freeram, .sharedram = si->sharedram,
+		.bufferram = si->bufferram, .totalswap = si->totalswap, .freeswap = si->freeswap,
+		.procs = si->procs, .totalhigh = si->totalhigh, .freehigh = si->freehigh,
+		.mem_unit = si->mem_unit,
+	};
 
 	snprintf(path, sizeof(path), "/proc/%u/mem", c->pid);
 	cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -56,7 +80,7 @@ static int deliver(int listener, const struct cvm_procfs_inflight *c, const stru
 		return -1;                      /* gone (killed, or it gave up) */
 	if (fd < 0)
 		r->flags = CVM_SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-	else if (pwrite(fd, si, sizeof(*si), (off_t)c->addr) != (ssize_t)sizeof(*si))
+	else if (pwrite(fd, &k, sizeof(k), (off_t)c->addr) != (ssize_t)sizeof(k))
 		r->error = -EFAULT;             /* what the kernel says of a bad pointer */
 	return 0;
 }

@@ -193,6 +193,13 @@ t_sysinfo_says_what_meminfo_says() {
 	[ "$procs" -ge 2 ] && [ "$procs" -lt 50 ] || { say "procs $procs"; return 1; }
 }
 
+# The answer is the kernel's struct, not libc's: musl's is 256 bytes longer,
+# and a server built with musl once wrote all of it over the caller's stack.
+t_sysinfo_writes_only_the_kernels_struct() {
+	out=$(ex probe sysinfo-bounds)
+	expect_eq "bytes written past the struct" "$out" "sysinfo-overrun 0"
+}
+
 # ... and for the inner init's whole tree
 t_sysinfo_in_the_inner_inits_tree() {
 	local name=si.$$

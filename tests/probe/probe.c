@@ -229,6 +229,23 @@ static int cmd_reread(const char *path, int n, int ms, int before)
 }
 
 /* sysinfo(2) as "key value" lines, sizes in kB like /proc/meminfo. */
+/* sysinfo(2) must write the kernel's struct (112 bytes on 64-bit) and not a
+ * byte past it: whatever answers it writes into the caller's memory. Prints
+ * how many bytes after those 112 changed (0). */
+static int cmd_sysinfo_bounds(void)
+{
+	unsigned char buf[112 + 512];
+
+	memset(buf, 0xa5, sizeof(buf));
+	if (syscall(SYS_sysinfo, buf) < 0)
+		return perror("sysinfo"), 1;
+	int changed = 0;
+	for (size_t i = 112; i < sizeof(buf); i++)
+		changed += buf[i] != 0xa5;
+	printf("sysinfo-overrun %d\n", changed);
+	return 0;
+}
+
 static int cmd_sysinfo(void)
 {
 	struct sysinfo si;
@@ -319,10 +336,12 @@ int main(int argc, char **argv)
 		return cmd_readloop(argv[2], atoi(argv[3]));
 	if (!strcmp(cmd, "reread") && argc > 4)
 		return cmd_reread(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
+	if (!strcmp(cmd, "sysinfo-bounds"))
+		return cmd_sysinfo_bounds();
 	if (!strcmp(cmd, "sysinfo"))
 		return cmd_sysinfo();
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | sysinfo | forkbomb | "
+		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | sysinfo | sysinfo-bounds | forkbomb | "
 		"nodecalls\n");
 	return 2;
 }
