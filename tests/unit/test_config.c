@@ -19,10 +19,24 @@ static char ini_path[sizeof(tmpdir) + 16];
 static struct cvm_config cfg;
 static struct cvm_error err;
 
-static void setup(void)
+/* The scratch dir is made and removed in the parent (an unchecked
+ * fixture): a test that fails in its forked child skips its own teardown,
+ * and used to leave the dir behind. */
+static void make_tmpdir(void)
 {
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(ini_path, sizeof(ini_path), "%s/cvm.ini", tmpdir);
+}
+
+static void remove_tmpdir(void)
+{
+	unlink(ini_path);
+	rmdir(tmpdir);
+	strcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX");
+}
+
+static void setup(void)
+{
 	cvm_config_init(&cfg);
 	cvm_error_clear(&err);
 }
@@ -31,8 +45,6 @@ static void teardown(void)
 {
 	cvm_config_free(&cfg);
 	unlink(ini_path);
-	rmdir(tmpdir);
-	strcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX");
 }
 
 static void write_file(const char *path, const char *text)
@@ -1019,6 +1031,7 @@ static Suite *config_suite(void)
 	tcase_add_test(parsers, test_log_level_name);
 	suite_add_tcase(s, parsers);
 
+	tcase_add_unchecked_fixture(layers, make_tmpdir, remove_tmpdir);
 	tcase_add_checked_fixture(layers, setup, teardown);
 	tcase_add_test(layers, test_defaults);
 	tcase_add_test(layers, test_precedence);
@@ -1049,6 +1062,7 @@ static Suite *config_suite(void)
 	tcase_add_test(layers, test_example_values);
 	suite_add_tcase(s, layers);
 
+	tcase_add_unchecked_fixture(validate, make_tmpdir, remove_tmpdir);
 	tcase_add_checked_fixture(validate, setup, teardown);
 	tcase_add_test(validate, test_validate);
 	tcase_add_test(validate, test_validate_ok_edges);
