@@ -9,7 +9,7 @@
 # start [cvm run args...]: a workspace running `sleep 1000` in a fresh outer
 # container (state in ./state); sets WS, LOG (its stderr, cvm's log).
 start() {
-	WS=bs.$$.$RANDOM
+	WS=bs.$$.$SRANDOM
 	LOG=$OUTER_DIR/$WS/err
 	ws_start "$WS" "$PWD/state" "$@" -- sleep 1000
 }
@@ -81,7 +81,7 @@ t_bootstrap_without_a_workspace_is_refused() {
 
 t_envbox_variables_end_to_end() {
 	mkdir vol && echo data > vol/f
-	WS=env.$$.$RANDOM
+	WS=env.$$.$SRANDOM
 	LOG=$OUTER_DIR/$WS/err
 	outer_start "$WS" --env CODER_INNER_IMAGE="$ROOTFS" --env CVM_WORKSPACE_STATE="$PWD/state" \
 		--env CODER_INNER_USERNAME=nobody --env CODER_INNER_HOSTNAME=coderbox \

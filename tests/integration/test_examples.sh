@@ -18,7 +18,7 @@ py() { EX=$EX SRC=$SRC ROOTFS=$ROOTFS python3 -c "$@"; }
 # container, to the end; stdout/stderr in ./out and ./err; returns its status.
 run_cvm() {
 	N=$((N + 1))
-	local name=ex$N.$$.$RANDOM envs=() rc
+	local name=ex$N.$$.$SRANDOM envs=() rc
 	while [ "$1" != "--" ]; do envs+=("$1" "$2"); shift 2; done
 	shift
 	outer_start "$name" "${envs[@]}" -- "$CVM" "$@" || return 125

@@ -70,7 +70,7 @@ exec "$@"'
 # fresh outer container with the fake devices; ./out, ./err, cvm's status.
 gws() {
 	N=$((N + 1))
-	local name=gpu$N.$$.$RANDOM rc envs=()
+	local name=gpu$N.$$.$SRANDOM rc envs=()
 	while [ "$1" != "--" ]; do envs+=("$1" "$2"); shift 2; done
 	shift
 	outer_start "$name" "${envs[@]}" -- sh -c "$OUTER_DEV" outer-dev "$CVM" run "$@" ||

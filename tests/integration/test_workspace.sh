@@ -8,9 +8,11 @@ N=0
 
 # ws [cvm run args...]: run a workspace to the end in a fresh outer
 # container. Its stdout/stderr land in ./out and ./err; returns cvm's status.
+# Each test runs in a subshell, so N is 1 in every one: the name's
+# uniqueness is $SRANDOM's (32 bits; $RANDOM's 15 collided once in CI).
 ws() {
 	N=$((N + 1))
-	local name=ws$N.$$.$RANDOM rc
+	local name=ws$N.$$.$SRANDOM rc
 	outer_start "$name" -- "$CVM" run "$@" || { say "outer_start failed"; return 125; }
 	outer_wait "$name" 60; rc=$?
 	cat "$OUTER_DIR/$name/out" > out; cat "$OUTER_DIR/$name/err" > err
@@ -230,7 +232,7 @@ t_init_command_is_pid1() {
 }
 
 t_stop_signal_ends_workspace() {
-	local name=stop.$$.$RANDOM
+	local name=stop.$$.$SRANDOM
 	outer_start "$name" -- "$CVM" run -t 2s --rootfs "$ROOTFS" --state "$PWD/state" -- \
 		sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done'
 	wait_for "$OUTER_DIR/$name/out" ready 20 || return 1
