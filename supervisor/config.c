@@ -722,38 +722,66 @@ static int check_limit(const struct key *k, const char *value, const char *sourc
 			     "0-3,6", source, value);
 }
 
+/* The first word of @value (split at any of @seps) that @ok refuses, in
+ * @bad; false when every word passes. It walks @value itself, so a long
+ * list is checked whole, and a word too long for @bad is refused. */
+static bool find_bad_word(const char *value, const char *seps, bool (*ok)(const char *w),
+			  char *bad, size_t size)
+{
+	const char *p = value, *t;
+	size_t len;
+
+	while ((t = next_token(&p, seps, &len))) {
+		snprintf(bad, size, "%.*s", (int)len, t);
+		if (len >= size || !ok(bad))
+			return true;
+	}
+	return false;
+}
+
+static bool proc_file_known(const char *w)
+{
+	static const char *const known[] = { CVM_PROC_FILE_NAMES, NULL };
+
+	for (size_t i = 0; known[i]; i++)
+		if (!strcmp(known[i], w))
+			return true;
+	return false;
+}
+
 static int check_proc_files(const struct key *k, const char *value, const char *source,
 			    struct cvm_error *err)
 {
-	static const char *const known[] = { CVM_PROC_FILE_NAMES, NULL };
-	char copy[1024], *save = NULL;
+	char w[256];
 
-	snprintf(copy, sizeof(copy), "%s", value);
-	for (char *w = strtok_r(copy, ", \t\n", &save); w; w = strtok_r(NULL, ", \t\n", &save)) {
-		size_t i = 0;
-		while (known[i] && strcmp(known[i], w))
-			i++;
-		if (!known[i])
-			return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
-					     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
-					     "diskstats", source, w, k->name);
-	}
+	if (find_bad_word(value, ", \t\n", proc_file_known, w, sizeof(w)))
+		return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
+				     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
+				     "diskstats", source, w, k->name);
 	return 0;
+}
+
+static bool syscall_name_ok(const char *w)
+{
+	return !strchr(w, '*') && cvm_seccomp_known_syscall(w);
 }
 
 static int check_syscalls(const struct key *k, const char *value, const char *source,
 			  struct cvm_error *err)
 {
-	char copy[1024], *save = NULL;
+	char w[256];
 
-	snprintf(copy, sizeof(copy), "%s", value);
-	for (char *w = strtok_r(copy, ", \t\n", &save); w; w = strtok_r(NULL, ", \t\n", &save)) {
-		if (strchr(w, '*') || !cvm_seccomp_known_syscall(w))
-			return cvm_error_set(err, 0, "%s: unknown syscall '%s' for %s: expected syscall "
-					     "names of this architecture, like ptrace, bpf, unshare",
-					     source, w, k->name);
-	}
+	if (find_bad_word(value, ", \t\n", syscall_name_ok, w, sizeof(w)))
+		return cvm_error_set(err, 0, "%s: unknown syscall '%s' for %s: expected syscall "
+				     "names of this architecture, like ptrace, bpf, unshare",
+				     source, w, k->name);
 	return 0;
+}
+
+static bool gpu_entry_ok(const char *w)
+{
+	return strspn(w, "0123456789") == strlen(w) || !strncasecmp(w, "GPU-", 4) ||
+	       !strncasecmp(w, "MIG-", 4);
 }
 
 /* NVIDIA_VISIBLE_DEVICES syntax: all, none, void, or a list of indices and
@@ -761,19 +789,14 @@ static int check_syscalls(const struct key *k, const char *value, const char *so
 static int check_gpu_devices(const struct key *k, const char *value, const char *source,
 			     struct cvm_error *err)
 {
-	char copy[1024], *save = NULL;
+	char w[256];
 
 	if (!strcmp(value, "all") || !strcmp(value, "none") || !strcmp(value, "void"))
 		return 0;
-	snprintf(copy, sizeof(copy), "%s", value);
-	for (char *w = strtok_r(copy, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
-		if (strspn(w, "0123456789") == strlen(w) || !strncasecmp(w, "GPU-", 4) ||
-		    !strncasecmp(w, "MIG-", 4))
-			continue;
+	if (find_bad_word(value, ", \t", gpu_entry_ok, w, sizeof(w)))
 		return cvm_error_set(err, 0, "%s: bad entry '%s' for %s: expected all, none, void, "
 				     "or GPU indices and UUIDs (GPU-...) separated by commas", source,
 				     w, k->name);
-	}
 	return 0;
 }
 
