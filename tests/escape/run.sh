@@ -93,9 +93,9 @@ s = socket.socket(socket.AF_UNIX); s.bind('\0$TAG'); s.listen(); time.sleep(1000
 	done
 	ws_exec "$name" -- cat /tmp/escape-init.out > "$DIR/$name.init"
 	outer_signal "$name" TERM; outer_wait "$name" 20 > /dev/null
-	# One line per attempt: escaped in any run counts.
-	cat "$DIR/$name.exec" "$DIR/$name.watch" |
-		awk -F'\t' 'NR == FNR || 1 { print }' > "$DIR/$name.out"
+	# One line per attempt (cvm exec's run and the watcher), and whatever
+	# escaped in the init's run.
+	cat "$DIR/$name.exec" "$DIR/$name.watch" > "$DIR/$name.out"
 	awk -F'\t' '$2 == "ESCAPED" { print "init: " $0 }' "$DIR/$name.init" >> "$DIR/$name.out"
 }
 
