@@ -195,6 +195,49 @@ static int cmd_readloop(const char *path, int n)
 	return 0;
 }
 
+/* A round trip between two processes over pipes, @n times: the caller
+ * writes a byte and waits for it to come back, as a reader waits for a
+ * FUSE server's answer. With @spin the echoing process polls its pipe
+ * without sleeping (as cvm's /proc server does between requests), else it
+ * sleeps in read. bench/procfs prints it as the machine's floor for one
+ * FUSE round trip. ns per round trip. */
+static int cmd_pingpong(int n, bool spin)
+{
+	int to[2], from[2];
+	struct timespec a, b;
+	char c = 0;
+	pid_t pid;
+
+	if (pipe(to) < 0 || pipe(from) < 0)
+		return perror("pipe"), 1;
+	if ((pid = fork()) < 0)
+		return perror("fork"), 1;
+	if (pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		if (spin)
+			fcntl(to[0], F_SETFL, O_NONBLOCK);
+		for (;;) {
+			ssize_t got = read(to[0], &c, 1);
+			if (got < 0 && errno == EAGAIN)
+				continue;
+			if (got <= 0 || write(from[1], &c, 1) != 1)
+				_exit(0);
+		}
+	}
+	close(to[0]);
+	close(from[1]);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < n; i++)
+		if (write(to[1], &c, 1) != 1 || read(from[0], &c, 1) != 1)
+			return perror("pingpong"), 1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	close(to[1]);
+	waitpid(pid, NULL, 0);
+	printf("%.0f\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n);
+	return 0;
+}
+
 /* Open once, then read from the start @n times, @ms apart (what procps'
  * top and vmstat do): the first line of each read. Before that, open, read
  * and close it @before times (what most readers do). */
@@ -336,12 +379,14 @@ int main(int argc, char **argv)
 		return cmd_readloop(argv[2], atoi(argv[3]));
 	if (!strcmp(cmd, "reread") && argc > 4)
 		return cmd_reread(argv[2], atoi(argv[3]), atoi(argv[4]), argc > 5 ? atoi(argv[5]) : 0);
+	if (!strcmp(cmd, "pingpong") && argc > 3)
+		return cmd_pingpong(atoi(argv[2]), !strcmp(argv[3], "spin"));
 	if (!strcmp(cmd, "sysinfo-bounds"))
 		return cmd_sysinfo_bounds();
 	if (!strcmp(cmd, "sysinfo"))
 		return cmd_sysinfo();
 	fprintf(stderr, "usage: probe orphans N | zombies [PPID] | fds | sigwait | stubborn [S] | "
-		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | sysinfo | sysinfo-bounds | forkbomb | "
+		"alloc MIB | spin SECONDS | readloop PATH N | reread PATH N MS [BEFORE] | pingpong N spin|sleep | sysinfo | sysinfo-bounds | forkbomb | "
 		"nodecalls\n");
 	return 2;
 }
