@@ -44,6 +44,9 @@ static const struct cvm_cap_note server_keep[] = {
 	  "answer sysinfo(2) through /proc/PID/mem of workspace processes (their files, mode 0600)" },
 	{ CAP_SYS_ADMIN, "sys_admin",
 	  "[proc] passthrough only, first server only: register its backing files with FUSE" },
+	{ CAP_SYS_NICE, "sys_nice",
+	  "[proc] follow only, first server only: put its SCHED_IDLE follower thread back to "
+	  "normal priority when that thread's CPU stays busy" },
 };
 
 const struct cvm_cap_note *cvm_caps_server_kept(size_t *n)
@@ -75,12 +78,13 @@ int cvm_caps_bound(struct cvm_error *err)
 	return 0;
 }
 
-int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err)
+int cvm_caps_server_drop(bool sys_admin, bool sys_nice, struct cvm_error *err)
 {
-	bool keep, dac, setpcap;
+	bool keep, nice, dac, setpcap;
 
 	capng_get_caps_process();
 	keep = sys_admin && capng_have_capability(CAPNG_PERMITTED, CAP_SYS_ADMIN);
+	nice = sys_nice && capng_have_capability(CAPNG_PERMITTED, CAP_SYS_NICE);
 	dac = capng_have_capability(CAPNG_PERMITTED, CAP_DAC_OVERRIDE);
 	/* A server restarted by cvm after its own drop has no cap_setpcap: its
 	 * bounding set stays cvm's short one; its own sets still go empty. */
@@ -89,6 +93,9 @@ int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err)
 	if (keep)
 		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
 			     (setpcap ? CAPNG_BOUNDING_SET : 0), CAP_SYS_ADMIN);
+	if (nice)
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED |
+			     (setpcap ? CAPNG_BOUNDING_SET : 0), CAP_SYS_NICE);
 	/* sysinfo(2) answers go through /proc/PID/mem of the caller, a file
 	 * of the workspace's ids, mode 0600 */
 	if (dac)
@@ -96,7 +103,7 @@ int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err)
 			     (setpcap ? CAPNG_BOUNDING_SET : 0), CAP_DAC_OVERRIDE);
 	if (capng_apply(setpcap ? CAPNG_SELECT_BOTH : CAPNG_SELECT_CAPS) < 0)
 		return cvm_error_set(err, errno, "drop the /proc server's capabilities");
-	return keep;
+	return (keep ? CVM_CAPS_KEPT_SYS_ADMIN : 0) | (nice ? CVM_CAPS_KEPT_SYS_NICE : 0);
 }
 
 int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err)

@@ -26,10 +26,13 @@ int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err);
 
 /* The /proc server parses what the workspace sends: it keeps nothing but
  * cap_dac_override (sysinfo(2) answers through /proc/PID/mem of workspace
- * processes) and, with @sys_admin (FUSE passthrough: its backing files)
- * and when it still has it, cap_sys_admin. Returns 1 when it kept
- * cap_sys_admin, 0 when not, -1 on error. */
-int cvm_caps_server_drop(bool sys_admin, struct cvm_error *err);
+ * processes) and, each when asked for and when it still has it,
+ * cap_sys_admin (@sys_admin: FUSE passthrough, its backing files) and
+ * cap_sys_nice (@sys_nice: [proc] follow, raising its follower thread).
+ * Returns which of those two it kept (CVM_CAPS_KEPT_*), -1 on error. */
+#define CVM_CAPS_KEPT_SYS_ADMIN 1
+#define CVM_CAPS_KEPT_SYS_NICE 2
+int cvm_caps_server_drop(bool sys_admin, bool sys_nice, struct cvm_error *err);
 
 /* The two lists with their reasons (for `cvm check` and the docs). */
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n);

@@ -173,6 +173,9 @@ static const struct key keys[] = {
 	{ SEC_PROC, "passthrough", T_BOOL, CFG(proc_passthrough), 0, "yes", NULL, NULL,
 	  "FUSE passthrough (Linux >= 6.9) for processes that open a file again after "
 	  "closing it: one round trip per open instead of three" },
+	{ SEC_PROC, "follow", T_BOOL, CFG(proc_follow), 0, "yes", NULL, NULL,
+	  "while a process reads in a loop, answer it from its own CPU (a SCHED_IDLE thread "
+	  "of the server): no cross-CPU wakeups" },
 
 	{ SEC_GPU, "enable", T_ENUM, CFG(gpu_enable), 0, "auto", gpu_enable_names, NULL,
 	  "NVIDIA GPUs inside: auto (when the outer container has them), yes, or no" },

@@ -92,6 +92,7 @@ struct cvm_config {
 	char **proc_files;              /* names of runtime/procfs files; empty: all */
 	size_t n_proc_files;
 	bool proc_passthrough;
+	bool proc_follow;
 
 	/* [gpu]: see gpu/gpu.h */
 	enum cvm_gpu_enable gpu_enable;

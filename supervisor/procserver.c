@@ -74,13 +74,15 @@ static pid_t spawn(struct cvm_procserver *s)
 	if (arrange_fds(s, ctl[0]) < 0)
 		_exit(1);
 	/* It reads what the workspace sends: nothing of the outer container's
-	 * privilege goes with it but what passthrough needs, and only while
-	 * cvm still has that (a server restarted after cvm dropped its
-	 * capabilities serves every open the plain way). */
-	if (cvm_caps_server_drop(s->pf.passthrough, &err) < 0) {
+	 * privilege goes with it but what passthrough and following need, and
+	 * only while cvm still has that (a server restarted after cvm dropped
+	 * its capabilities serves every open the plain way, from one thread). */
+	int kept = cvm_caps_server_drop(s->pf.passthrough, s->pf.follow, &err);
+	if (kept < 0) {
 		log_error("procfs", "%s", err.msg);
 		_exit(1);
 	}
+	s->pf.follow = s->pf.follow && (kept & CVM_CAPS_KEPT_SYS_NICE);
 	if (cvm_procfs_serve(&s->pf, &err) < 0) {
 		log_error("procfs", "%s", err.msg);
 		_exit(1);
@@ -131,7 +133,7 @@ static void on_listener(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
 }
 
 int cvm_procserver_start(struct cvm_procserver *s, const char *cg_top, unsigned owner,
-			  bool passthrough, struct cvm_error *err)
+			  bool passthrough, bool follow, struct cvm_error *err)
 {
 	int sv[2];
 
@@ -143,6 +145,7 @@ int cvm_procserver_start(struct cvm_procserver *s, const char *cg_top, unsigned 
 	clock_gettime(CLOCK_BOOTTIME, &s->pf.start);
 	s->pf.owner = owner;
 	s->pf.passthrough = passthrough;
+	s->pf.follow = follow;
 	s->pf.state = mmap(NULL, cvm_procfs_state_size(), PROT_READ | PROT_WRITE,
 			   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (s->pf.state == MAP_FAILED)

@@ -20,9 +20,10 @@ struct cvm_procserver {
 	size_t n_listeners;
 };
 
-/* Open /dev/fuse and start the server. -1 with @err when there is no FUSE. */
+/* Open /dev/fuse and start the server ([proc] @passthrough and @follow).
+ * -1 with @err when there is no FUSE. */
 int cvm_procserver_start(struct cvm_procserver *s, const char *cg_top, unsigned owner,
-			  bool passthrough, struct cvm_error *err);
+			  bool passthrough, bool follow, struct cvm_error *err);
 
 /* Let PID 1's reaping restart the server whenever it dies (until stopping),
  * and its loop take in sysinfo(2) listeners; takes PID 1's on_reap hook. */

@@ -624,7 +624,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	spec.procfs_fd = spec.init_fd = -1;
 	if (c->proc_virtualize) {
 		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base,
-					 c->proc_passthrough, &err) < 0)
+					 c->proc_passthrough, c->proc_follow, &err) < 0)
 			log_warn("procfs", "the workspace gets the host's /proc numbers: %s", err.msg);
 		else {
 			w.has_procfs = true;

@@ -4,13 +4,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -568,6 +573,10 @@ static void start_load_timer(void)
 	setitimer(ITIMER_REAL, &it, NULL);
 }
 
+/* Whoever answers requests or notifications holds this: the main thread,
+ * or the follower (below) while it serves. */
+static pthread_mutex_t serving = PTHREAD_MUTEX_INITIALIZER;
+
 /* ---- sysinfo(2) listeners ---------------------------------------------------- */
 
 #define MAX_LISTENERS 256
@@ -600,7 +609,12 @@ static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
 	first = n;
 	for (size_t i = 0; i < n_listeners; i++)
 		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
-	if (poll(pfd, n, timeout_ms) <= 0)
+	if (timeout_ms)
+		pthread_mutex_unlock(&serving);
+	int r = poll(pfd, n, timeout_ms);
+	if (timeout_ms)
+		pthread_mutex_lock(&serving);
+	if (r <= 0)
 		return false;
 	for (size_t i = n; i-- > first;) {
 		size_t l = i - first;
@@ -616,6 +630,222 @@ static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
 			if (fd >= 0)
 				add_listener(p, fd);
 	return fuse_fd >= 0 && (pfd[0].revents & POLLIN);
+}
+
+/* ---- the follower ---------------------------------------------------------------
+ *
+ * A reader waits for every answer, and what it waits for is mostly not our
+ * work but two wakeups: its request wakes a server on another CPU, the
+ * answer wakes it back on its own, and on a VM each is an interrupt through
+ * the hypervisor (bench/procfs prints what one round trip costs). When the
+ * server runs on the reader's own CPU there are none: the reader blocks,
+ * that CPU runs the server, which answers, and the reader goes on. So
+ * once a reader blocks on an answer, a second thread of the server, the
+ * follower, serves from the CPU that reader ran on (looked up again at most
+ * every FOLLOW_EVERY: it moves with the reader), as SCHED_IDLE: it runs
+ * only when that CPU has nothing else to run, which is the moment its
+ * reader blocks, and never takes the CPU from anyone. It looks for
+ * requests without sleeping (a sleeping thread's wakeup is what we avoid,
+ * and a close would wake it too), for up to FOLLOW_SPIN after the last.
+ * Meanwhile the main thread only watches, every millisecond: it answers
+ * notifications when the follower is not serving, and when requests or
+ * notifications have waited a millisecond with the follower answering none
+ * (its CPU is busy with others, or it was preempted holding the state), it
+ * raises the follower to normal priority (cap_sys_nice: only a server that
+ * has it follows), which then hands back at once, and serves as before,
+ * following again only after FOLLOW_PAUSE. */
+#define FOLLOW_EVERY 0.002
+#define FOLLOW_SPIN 0.000200
+#define FOLLOW_PAUSE 1.0
+static atomic_int follow_cpu = -1;      /* where it serves; -1: it sleeps */
+static atomic_ulong followed;           /* requests it answered */
+static atomic_int follower_tid;
+static int go_fd = -1, cold_fd = -1;    /* eventfds: main -> follower, back */
+static cpu_set_t own_cpus;
+
+/* The CPU @pid last ran on (field 39 of /proc/PID/stat), or -1. */
+static int task_cpu(uint32_t pid)
+{
+	char path[32], buf[1024];
+	cleanup_close int fd = -1;
+	ssize_t n;
+	char *s;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (!(s = strrchr(buf, ')')))   /* comm may hold spaces and parentheses */
+		return -1;
+	for (int field = 2; field < 39; field++)
+		if (!(s = strchr(s + 1, ' ')))
+			return -1;
+	int cpu = atoi(s + 1);
+	return cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &own_cpus) ? cpu : -1;
+}
+
+/* The reader's CPU, for a request it blocks on (RELEASE is sent in the
+ * background, from wherever a close ran), looked up at most every
+ * FOLLOW_EVERY; -1: none, or not now. */
+static int reader_cpu(const char *req, size_t n)
+{
+	static double last;
+	struct cvm_fuse_in_header h;
+	double now;
+
+	if (n < sizeof(h))
+		return -1;
+	memcpy(&h, req, sizeof(h));
+	if ((h.opcode != CVM_FUSE_OPEN && h.opcode != CVM_FUSE_READ) || !h.pid ||
+	    (now = cvm_procfs_now()) - last < FOLLOW_EVERY)
+		return -1;
+	last = now;
+	return task_cpu(h.pid);
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == 0)
+		atomic_store(&follow_cpu, cpu);
+}
+
+static void *follower(void *arg)
+{
+	const struct cvm_procfs *p = arg;
+	char *req = malloc(REQ_SIZE);
+	sigset_t all;
+	uint64_t v;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);    /* the load timer is main's */
+	atomic_store(&follower_tid, (int)syscall(SYS_gettid));
+	while (req && read(go_fd, &v, sizeof(v)) == sizeof(v)) {
+		double last = cvm_procfs_now();
+
+		/* After a raise by main: idle again (lowering needs nothing). */
+		sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
+		pin((int)v - 1);
+		for (;;) {
+			pthread_mutex_lock(&serving);
+			if (atomic_load(&follow_cpu) < 0) {     /* main takes over */
+				pthread_mutex_unlock(&serving);
+				break;
+			}
+			ssize_t n = read(p->fuse_fd, req, REQ_SIZE);
+			bool done = n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOENT;
+			int cpu;
+			if (n > 0) {
+				/* Errors: main sees the same for itself. */
+				done = cvm_procfs_handle(p->fuse_fd, req, (size_t)n, p) < 0 &&
+				       errno != ENOENT;
+				atomic_fetch_add(&followed, 1);
+				last = cvm_procfs_now();
+				if ((cpu = reader_cpu(req, (size_t)n)) >= 0 &&
+				    cpu != atomic_load(&follow_cpu))
+					pin(cpu);
+			}
+			if (n_parked && unpark(p->fuse_fd, p) < 0)
+				done = true;
+			if (done || cvm_procfs_now() - last > FOLLOW_SPIN) {
+				atomic_store(&follow_cpu, -1);
+				pthread_mutex_unlock(&serving);
+				break;
+			}
+			pthread_mutex_unlock(&serving);
+		}
+		v = 1;
+		if (write(cold_fd, &v, sizeof(v)) < 0)
+			break;
+	}
+	free(req);
+	return NULL;
+}
+
+static bool follower_start(const struct cvm_procfs *p)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	bool ok;
+
+	if (sched_getaffinity(0, sizeof(own_cpus), &own_cpus) < 0 || CPU_COUNT(&own_cpus) < 2)
+		return false;   /* one CPU: server and readers share it anyway */
+	go_fd = eventfd(0, EFD_CLOEXEC);
+	cold_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (go_fd < 0 || cold_fd < 0 || pthread_attr_init(&a))
+		return false;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&t, &a, follower, (void *)p) == 0;
+	pthread_attr_destroy(&a);
+	return ok;
+}
+
+/* Whether a request or a notification waits now. */
+static bool work_waits(const struct cvm_procfs *p)
+{
+	struct pollfd pfd[MAX_LISTENERS + 2];
+	size_t n = 0;
+
+	pfd[n++] = (struct pollfd){ p->fuse_fd, POLLIN, 0 };
+	if (p->ctl_fd >= 0)
+		pfd[n++] = (struct pollfd){ p->ctl_fd, POLLIN, 0 };
+	for (size_t i = 0; i < n_listeners; i++)
+		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
+	return poll(pfd, n, 0) > 0;
+}
+
+/* After @req was answered: hand the serving to the follower if a reader
+ * blocked on it, and watch until the follower hands it back. Called and
+ * returns with the lock held. */
+static void follow(const struct cvm_procfs *p, const char *req, size_t n)
+{
+	static double paused_until;
+	unsigned long seen;
+	bool waited = false;
+	uint64_t v;
+	int cpu;
+
+	if (go_fd < 0 || cvm_procfs_now() < paused_until || (cpu = reader_cpu(req, n)) < 0)
+		return;
+	while (read(cold_fd, &v, sizeof(v)) > 0)
+		;
+	v = (uint64_t)cpu + 1;
+	atomic_store(&follow_cpu, cpu);
+	if (write(go_fd, &v, sizeof(v)) < 0) {
+		atomic_store(&follow_cpu, -1);
+		return;
+	}
+	pthread_mutex_unlock(&serving);
+	seen = atomic_load(&followed);
+	for (;;) {
+		struct pollfd f = { cold_fd, POLLIN, 0 };
+		if (poll(&f, 1, 1) == 1 && read(cold_fd, &v, sizeof(v)) > 0 &&
+		    atomic_load(&follow_cpu) < 0)
+			break;          /* it stopped: no requests for a while */
+		if (pthread_mutex_trylock(&serving) == 0) {
+			side_work(p, -1, 0);    /* sysinfo(2) callers */
+			cvm_procfs_load_due(p);
+			pthread_mutex_unlock(&serving);
+		}
+		bool waiting = atomic_load(&followed) == seen && work_waits(p);
+		if (waiting && waited) {
+			/* A millisecond and nothing answered: raise it so that it
+			 * lets go of whatever it holds, and serve without it. */
+			atomic_store(&follow_cpu, -1);
+			sched_setscheduler(atomic_load(&follower_tid), SCHED_OTHER,
+					   &(struct sched_param){ 0 });
+			paused_until = cvm_procfs_now() + FOLLOW_PAUSE;
+			break;
+		}
+		waited = waiting;
+		seen = atomic_load(&followed);
+	}
+	pthread_mutex_lock(&serving);
+	while (read(cold_fd, &v, sizeof(v)) > 0)
+		;
 }
 
 /* The next request: a reader that opened one file usually closes it (a
@@ -669,6 +899,9 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 	cvm_procfs_load_start();
 	fcntl(p->fuse_fd, F_SETFL, fcntl(p->fuse_fd, F_GETFL) | O_NONBLOCK);
 	start_load_timer();
+	pthread_mutex_lock(&serving);
+	if (p->follow && !follower_start(p))
+		go_fd = -1;
 	for (;;) {
 		if (n_parked && unpark(p->fuse_fd, p) < 0)
 			break;
@@ -680,7 +913,9 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 			continue;
 		if (n < 0 && errno == EPERM) {
 			/* Not mounted yet: the builder mounts it once we run. */
+			pthread_mutex_unlock(&serving);
 			nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+			pthread_mutex_lock(&serving);
 			continue;
 		}
 		if (n < 0 && errno == ENODEV)
@@ -693,6 +928,7 @@ int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err)
 			free(req);
 			return cvm_error_set(err, errno, "procfs: reply");
 		}
+		follow(p, req, (size_t)n);
 	}
 	free(req);
 	return 0;

@@ -7,7 +7,9 @@
  * holds, so the mount never breaks (lxcfs #193). Where the kernel has FUSE
  * passthrough, a process that opens a file again gets its snapshot as a
  * backing file the kernel reads itself (server.c says when, and why not
- * always). It also answers the workspace's sysinfo(2) (sysinfo.c). */
+ * always). One thread serves; a second, the follower, takes over while a
+ * reader loops, from that reader's CPU (server.c says why). It also
+ * answers the workspace's sysinfo(2) (sysinfo.c). */
 #ifndef CVM_PROCFS_SERVER_H
 #define CVM_PROCFS_SERVER_H
 
@@ -36,6 +38,7 @@ struct cvm_procfs {
 	unsigned owner;                 /* outer uid/gid of the workspace's root: files are its */
 	struct cvm_procfs_state *state; /* shared across restarts; NULL: the server's own */
 	bool passthrough;               /* ask for FUSE passthrough ([proc] passthrough) */
+	bool follow;                    /* answer from the readers' CPUs ([proc] follow) */
 	/* sysinfo(2) listeners (runtime/notify.h): those PID 1 holds now, and
 	 * a socket it sends new ones on; -1 / 0: none. */
 	int ctl_fd;

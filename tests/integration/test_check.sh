@@ -93,7 +93,7 @@ t_security_sections() {
 	CVM_WORKSPACE_NETWORK=private "$CVM" check > out || return 1
 	sed -n '/^capabilities/,/^seccomp profile:/p' out > caps
 	[ "$(sed -n '/cvm keeps only/,/proc server keeps/p' caps | grep -c '^    ')" = 3 ] &&
-		[ "$(sed -n '/proc server keeps/,/bounding set lacks/p' caps | grep -c '^    ')" = 2 ] &&
+		[ "$(sed -n '/proc server keeps/,/bounding set lacks/p' caps | grep -c '^    ')" = 3 ] &&
 		grep -q '^    dac_override ' caps && grep -q '^    sys_ptrace ' caps &&
 		grep -q '^    sys_module ' caps || { say "$(cat caps)"; return 1; }
 	grep -qE '^    kexec_load +EPERM' out && grep -qE '^    name_to_handle_at +EOPNOTSUPP' out ||

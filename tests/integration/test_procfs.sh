@@ -104,16 +104,17 @@ kill_server_100_times() {
 }
 
 # The server reads what the workspace sends: it holds no capability but
-# cap_dac_override (bit 1: sysinfo(2) answers through /proc/PID/mem) and
-# cap_sys_admin (bit 21) for passthrough's backing files.
+# cap_dac_override (bit 1: sysinfo(2) answers through /proc/PID/mem),
+# cap_sys_admin (bit 21) for passthrough's backing files and cap_sys_nice
+# (bit 23) to raise its follower thread.
 server_caps() { grep -E '^Cap(Eff|Prm)' /proc/"$(server_pid "$1")"/status | awk '{print $2}' | sort -u; }
 t_server_capabilities() {
-	expect_eq "server's caps" "$(server_caps "$WS")" 0000000000200002 &&
-		expect_eq "server's caps without passthrough" "$(server_caps "$PT")" 0000000000000002
+	expect_eq "server's caps" "$(server_caps "$WS")" 0000000000a00002 &&
+		expect_eq "server's caps without passthrough" "$(server_caps "$PT")" 0000000000800002
 }
 
 # A server restarted after cvm gave up its capabilities has no
-# cap_sys_admin to get back (its bounding set stays cvm's short one: without
+# cap_sys_admin or cap_sys_nice to get back (and so no follower thread) (its bounding set stays cvm's short one: without
 # cap_setpcap it cannot shrink).
 t_server_restarted_without_sys_admin() {
 	local old
@@ -124,6 +125,7 @@ t_server_restarted_without_sys_admin() {
 		sleep 0.05
 	done
 	expect_eq "restarted server's caps" "$(server_caps "$WS")" 0000000000000002 || return 1
+	expect_eq "restarted server's threads" "$(ls /proc/"$(server_pid "$WS")"/task | wc -l)" 1 || return 1
 	out=$(ex grep -c MemTotal /proc/meminfo); expect_eq "read after" "$out" 1
 }
 
@@ -169,6 +171,55 @@ t_passthrough_for_processes_that_open_again() {
 	out=$(ex sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/uptime > /dev/null || echo FAIL; done; echo done')
 	wait "$holder"
 	expect_eq "reads while another holds the file" "$out" done
+}
+
+# The follower ([proc] follow): while a reader loops, a second thread of
+# the server serves from the reader's CPU as SCHED_IDLE, moves with it, and
+# sleeps again once the reads stop. (Runs before the restart test: a
+# restarted server has no cap_sys_nice, so no follower.)
+t_follower_serves_on_the_readers_cpu() {
+	local spid tid cpu seen t0 t1 reader i
+	spid=$(server_pid)
+	tid=$(ls /proc/"$spid"/task | grep -vx "$spid" | head -n 1)
+	if [ "$(nproc)" -lt 2 ]; then
+		expect_eq "follower with one CPU" "$tid" ""
+		return
+	fi
+	[ -n "$tid" ] || { say "no follower thread in the server"; return 1; }
+	for cpu in 0 1; do
+		t0=$(awk '{print $14 + $15}' /proc/"$spid"/task/"$tid"/stat)
+		ex taskset $((1 << cpu)) probe readloop /proc/uptime 200000 > /dev/null &
+		reader=$!
+		for i in $(seq 100); do
+			seen=$(awk '$1 == "Cpus_allowed_list:" {print $2}' /proc/"$spid"/task/"$tid"/status)
+			[ "$seen" = "$cpu" ] && break
+			sleep 0.02
+		done
+		policy=$(awk '$1 == "policy" {print $3}' /proc/"$spid"/task/"$tid"/sched)
+		sleep 0.3
+		t1=$(awk '{print $14 + $15}' /proc/"$spid"/task/"$tid"/stat)
+		wait "$reader" || { say "the reader on CPU $cpu failed"; return 1; }
+		expect_eq "the follower's CPUs while CPU $cpu reads" "$seen" "$cpu" || return 1
+		expect_eq "its policy (SCHED_IDLE)" "$policy" 5 || return 1
+		[ "$t1" -gt "$t0" ] || { say "the follower did no work on CPU $cpu ($t0 -> $t1 ticks)"; return 1; }
+	done
+	sleep 0.2
+	t0=$(awk '{print $14 + $15}' /proc/"$spid"/task/"$tid"/stat)
+	sleep 0.5
+	t1=$(awk '{print $14 + $15}' /proc/"$spid"/task/"$tid"/stat)
+	expect_eq "the follower's CPU ticks without readers" "$t1" "$t0" || return 1
+	expect_eq "its state without readers" "$(proc_state "$tid")" S
+}
+
+# A SCHED_IDLE follower runs only when its CPU has nothing else to do; with
+# every CPU busy the main thread raises it and answers instead: reads take
+# at most milliseconds, never the seconds an idle-class thread can wait.
+t_busy_cpus_do_not_stall_reads() {
+	local ns
+	ns=$(ex sh -c 'n=$(nproc); i=0; while [ $i -lt $n ]; do probe spin 4 & i=$((i + 1)); done
+		sleep 0.3; probe readloop /proc/meminfo 300; wait')
+	[ -n "$ns" ] && [ "$ns" -lt 20000000 ] ||
+		{ say "a read took $ns ns on average with every CPU busy"; return 1; }
 }
 
 t_without_passthrough_server_killed_100_times_readers_never_fail() {
