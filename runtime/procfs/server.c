@@ -113,7 +113,12 @@ static void fill_attr(uint64_t ino, struct cvm_fuse_attr *a)
  * shares with every server it starts, so a restarted one knows the
  * backing ids and every open. */
 #define PARK 0.020
-#define PT_FH (1ULL << 62)      /* fh: PT_FH | slot, or slot + 1 for a plain open */
+/* An open's fh: its slot + 1, FH_PT for passthrough, and above bit 32 the
+ * low half of its OPEN's unique, so that a RELEASE the kernel resends to a
+ * restarted server for an open long closed never closes the slot's next
+ * open. */
+#define FH_SLOT 0xffffULL
+#define FH_PT (1ULL << 16)
 #define MAX_PARKED 64
 
 struct cvm_procfs_state {
@@ -231,6 +236,24 @@ static long open_slot(const struct cvm_fuse_in_header *h, bool pt, double now)
 	return -1;
 }
 
+static uint64_t fh_of(long slot, bool pt)
+{
+	return (uint64_t)(uint32_t)st->open[slot].unique << 32 | (pt ? FH_PT : 0) |
+	       (uint64_t)(slot + 1);
+}
+
+/* The slot of the open @fh names, if it is still that open; else -1. */
+static long fh_slot(const struct cvm_fuse_in_header *h, uint64_t fh)
+{
+	uint64_t slot = (fh & FH_SLOT) - 1;
+
+	if (slot >= MAX_OPENS || st->open[slot].node != h->nodeid - 1 ||
+	    (uint32_t)st->open[slot].unique != (uint32_t)(fh >> 32) ||
+	    st->open[slot].pt != !!(fh & FH_PT))
+		return -1;
+	return (long)slot;
+}
+
 /* Who closed which file lately: a process that opens a file, reads it and
  * closes it, and then opens it again, is one that gets fresh numbers by
  * opening again; it can have passthrough. One that keeps a file open and
@@ -331,7 +354,7 @@ static int pt_open(int fd, const struct cvm_fuse_in_header *h, const struct cvm_
 	long slot = open_slot(h, true, now);
 	if (slot < 0)
 		return reply(fd, h->unique, ENFILE, NULL, 0) < 0 ? -2 : 1;
-	o.fh = PT_FH | (uint64_t)slot;
+	o.fh = fh_of(slot, true);
 	o.backing_id = (uint32_t)st->file[node].id;
 	int r = reply(fd, h->unique, 0, &o, sizeof(o));
 	if (r != 0)
@@ -403,12 +426,9 @@ static int do_lookup(int fd, const struct cvm_fuse_in_header *h, const char *nam
  * the handle's snapshot. */
 static struct handle *plain_handle(const struct cvm_fuse_in_header *h, uint64_t fh)
 {
-	uint64_t slot = fh - 1;
+	long slot = fh_slot(h, fh);
 
-	if ((fh & PT_FH) || slot >= MAX_OPENS || st->open[slot].node != h->nodeid - 1 ||
-	    st->open[slot].pt)
-		return NULL;
-	return &handles[slot];
+	return slot < 0 || st->open[slot].pt ? NULL : &handles[slot];
 }
 
 static int plain_open(int fd, const struct cvm_fuse_in_header *h)
@@ -419,7 +439,7 @@ static int plain_open(int fd, const struct cvm_fuse_in_header *h)
 
 	if (slot < 0)
 		return reply(fd, h->unique, ENFILE, NULL, 0);
-	o.fh = (uint64_t)slot + 1;
+	o.fh = fh_of(slot, false);
 	int r = reply(fd, h->unique, 0, &o, sizeof(o));
 	if (r != 0)
 		close_slot((uint64_t)slot);     /* never opened: no RELEASE will come */
@@ -497,10 +517,10 @@ static int do_release(int fd, const struct cvm_fuse_in_header *h, const void *ar
 		      const struct cvm_procfs *p)
 {
 	const struct cvm_fuse_read_in *in = arg;    /* fh comes first in release_in too */
-	uint64_t slot = (in->fh & PT_FH) ? in->fh & ~PT_FH : in->fh - 1;
+	long slot = fh_slot(h, in->fh);
 
-	if (slot < MAX_OPENS && st->open[slot].node == h->nodeid - 1)
-		close_slot(slot);
+	if (slot >= 0)
+		close_slot((uint64_t)slot);
 	if (reply(fd, h->unique, 0, NULL, 0) < 0)
 		return -1;
 	return n_parked ? unpark(fd, p) : 0;

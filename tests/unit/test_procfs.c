@@ -1,13 +1,17 @@
 /* The virtual /proc files rendered from fixture cgroup trees (written here
  * into a temp dir) and fixture host files (tests/fixtures/proc/). */
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/procfs/fuse_abi.h"
 #include "runtime/procfs/render.h"
+#include "runtime/procfs/server.h"
 #include "tmptree.h"
 
 static char top[64], host_meminfo[16384], host_cpuinfo[65536], host_stat[16384];
@@ -221,6 +225,60 @@ START_TEST(small_buffer_is_an_error_not_a_torn_file)
 }
 END_TEST
 
+/* The protocol side: requests as the kernel sends them, answers read back
+ * from the other end of a socket pair (one message per answer). */
+static uint64_t request(int fd, int peer, uint32_t opcode, uint64_t unique, const void *arg,
+			size_t len)
+{
+	struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1 };
+	char req[256], ans[256];
+	struct cvm_fuse_in_header h = { (uint32_t)(sizeof(h) + len), opcode, unique, 2 /* meminfo */,
+					0, 0, (uint32_t)getpid(), 0, 0 };
+	struct cvm_fuse_out_header o;
+	struct cvm_fuse_open_out open_out = { 0 };
+
+	memcpy(req, &h, sizeof(h));
+	memcpy(req + sizeof(h), arg, len);
+	ck_assert_int_ge(cvm_procfs_handle(fd, req, sizeof(h) + len, &p), 0);
+	ssize_t n = read(peer, ans, sizeof(ans));
+	ck_assert_int_ge(n, (ssize_t)sizeof(o));
+	memcpy(&o, ans, sizeof(o));
+	ck_assert_int_eq(o.error, 0);
+	ck_assert_uint_eq(o.unique, unique);
+	if (opcode == CVM_FUSE_OPEN) {
+		ck_assert_int_eq(n, (ssize_t)(sizeof(o) + sizeof(open_out)));
+		memcpy(&open_out, ans + sizeof(o), sizeof(open_out));
+	}
+	return open_out.fh;
+}
+
+/* A RELEASE the kernel resends to a restarted server, for an open that the
+ * dead server had closed but not answered, must not close the open that
+ * took its place since. */
+START_TEST(resent_release_closes_only_its_own_open)
+{
+	int sv[2];
+	struct cvm_fuse_open_in open_in = { O_RDONLY, 0 };
+	struct cvm_fuse_read_in release_in = { 0 };
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	uint64_t first = request(sv[0], sv[1], CVM_FUSE_OPEN, 10, &open_in, sizeof(open_in));
+	release_in.fh = first;
+	request(sv[0], sv[1], CVM_FUSE_RELEASE, 12, &release_in, sizeof(release_in));
+	uint64_t second = request(sv[0], sv[1], CVM_FUSE_OPEN, 14, &open_in, sizeof(open_in));
+	/* the same slot, told apart */
+	ck_assert_uint_eq(second & 0xffff, first & 0xffff);
+	ck_assert_uint_ne(second, first);
+	request(sv[0], sv[1], CVM_FUSE_RELEASE, 12 | CVM_FUSE_UNIQUE_RESEND, &release_in,
+		sizeof(release_in));
+	/* still open: a third open takes another slot */
+	uint64_t third = request(sv[0], sv[1], CVM_FUSE_OPEN, 16, &open_in, sizeof(open_in));
+	ck_assert_uint_ne(third & 0xffff, second & 0xffff);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("procfs");
@@ -236,6 +294,7 @@ int main(void)
 	tcase_add_test(tc, loadavg_decays_like_the_kernel);
 	tcase_add_test(tc, diskstats_from_io_stat);
 	tcase_add_test(tc, small_buffer_is_an_error_not_a_torn_file);
+	tcase_add_test(tc, resent_release_closes_only_its_own_open);
 	suite_add_tcase(s, tc);
 	return tmptree_run(s);
 }
