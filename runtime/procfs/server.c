@@ -723,14 +723,26 @@ static int reader_cpu(const char *req, size_t n)
 	return task_cpu(h.pid);
 }
 
+/* The scheduling policy of thread @tid (0: the caller). The syscall itself:
+ * musl's sched_setscheduler() is a stub that fails with ENOSYS. */
+static int set_policy(int tid, int policy)
+{
+	struct sched_param none = { 0 };
+
+	return (int)syscall(SYS_sched_setscheduler, tid, policy, &none);
+}
+
+/* Move the calling thread to @cpu (one task_cpu gave) and make that where
+ * it serves, unless main took over meanwhile (follow_cpu -1: stays so). */
 static void pin(int cpu)
 {
+	int was = atomic_load(&follow_cpu);
 	cpu_set_t one;
 
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof(one), &one) == 0)
-		atomic_store(&follow_cpu, cpu);
+	if (was >= 0 && sched_setaffinity(0, sizeof(one), &one) == 0)
+		atomic_compare_exchange_strong(&follow_cpu, &was, cpu);
 }
 
 static void *follower(void *arg)
@@ -747,8 +759,10 @@ static void *follower(void *arg)
 		double last = cvm_procfs_now();
 
 		/* After a raise by main: idle again (lowering needs nothing). */
-		sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
-		pin((int)v - 1);
+		set_policy(0, SCHED_IDLE);
+		int cpu = atomic_load(&follow_cpu);    /* main set it before the go */
+		if (cpu >= 0)
+			pin(cpu);
 		for (;;) {
 			pthread_mutex_lock(&serving);
 			if (atomic_load(&follow_cpu) < 0) {     /* main takes over */
@@ -757,7 +771,6 @@ static void *follower(void *arg)
 			}
 			ssize_t n = read(p->fuse_fd, req, REQ_SIZE);
 			bool done = n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOENT;
-			int cpu;
 			if (n > 0) {
 				/* Errors: main sees the same for itself. */
 				done = cvm_procfs_handle(p->fuse_fd, req, (size_t)n, p) < 0 &&
@@ -832,7 +845,7 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 		return;
 	while (read(cold_fd, &v, sizeof(v)) > 0)
 		;
-	v = (uint64_t)cpu + 1;
+	v = 1;
 	atomic_store(&follow_cpu, cpu);
 	if (write(go_fd, &v, sizeof(v)) < 0) {
 		atomic_store(&follow_cpu, -1);
@@ -855,8 +868,7 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 			/* A millisecond and nothing answered: raise it so that it
 			 * lets go of whatever it holds, and serve without it. */
 			atomic_store(&follow_cpu, -1);
-			sched_setscheduler(atomic_load(&follower_tid), SCHED_OTHER,
-					   &(struct sched_param){ 0 });
+			set_policy(atomic_load(&follower_tid), SCHED_OTHER);
 			paused_until = cvm_procfs_now() + FOLLOW_PAUSE;
 			break;
 		}
