@@ -668,7 +668,7 @@ static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
  * requests without sleeping (a sleeping thread's wakeup is what we avoid,
  * and a close would wake it too), for up to FOLLOW_SPIN after the last.
  * Meanwhile the main thread only watches, every millisecond: it answers
- * notifications when the follower is not serving, and when requests or
+ * notifications between the follower's answers, and when requests or
  * notifications have waited a millisecond with the follower answering none
  * (its CPU is busy with others, or it was preempted holding the state), it
  * raises the follower to normal priority (cap_sys_nice: only a server that
@@ -763,32 +763,30 @@ static void *follower(void *arg)
 		int cpu = atomic_load(&follow_cpu);    /* main set it before the go */
 		if (cpu >= 0)
 			pin(cpu);
-		for (;;) {
-			pthread_mutex_lock(&serving);
-			if (atomic_load(&follow_cpu) < 0) {     /* main takes over */
-				pthread_mutex_unlock(&serving);
-				break;
-			}
+		/* The lock only while answering: main takes it in between for
+		 * sysinfo(2) callers. */
+		while (atomic_load(&follow_cpu) >= 0) {        /* -1: main takes over */
 			ssize_t n = read(p->fuse_fd, req, REQ_SIZE);
 			bool done = n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOENT;
 			if (n > 0) {
+				pthread_mutex_lock(&serving);
 				/* Errors: main sees the same for itself. */
 				done = cvm_procfs_handle(p->fuse_fd, req, (size_t)n, p) < 0 &&
 				       errno != ENOENT;
-				atomic_fetch_add(&followed, 1);
-				last = cvm_procfs_now();
 				if ((cpu = reader_cpu(req, (size_t)n)) >= 0 &&
 				    cpu != atomic_load(&follow_cpu))
 					pin(cpu);
-			}
-			if (n_parked && unpark(p->fuse_fd, p) < 0)
-				done = true;
-			if (done || cvm_procfs_now() - last > FOLLOW_SPIN) {
-				atomic_store(&follow_cpu, -1);
 				pthread_mutex_unlock(&serving);
-				break;
+				atomic_fetch_add(&followed, 1);
+				last = cvm_procfs_now();
 			}
-			pthread_mutex_unlock(&serving);
+			if (n_parked) {
+				pthread_mutex_lock(&serving);
+				done |= n_parked && unpark(p->fuse_fd, p) < 0;
+				pthread_mutex_unlock(&serving);
+			}
+			if (done || cvm_procfs_now() - last > FOLLOW_SPIN)
+				atomic_store(&follow_cpu, -1);
 		}
 		v = 1;
 		if (write(cold_fd, &v, sizeof(v)) < 0)
@@ -838,6 +836,7 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 	static double paused_until;
 	unsigned long seen;
 	bool waited = false;
+	int raised = 0;         /* milliseconds since it was raised */
 	uint64_t v;
 	int cpu;
 
@@ -857,7 +856,11 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 		struct pollfd f = { cold_fd, POLLIN, 0 };
 		if (poll(&f, 1, 1) == 1 && read(cold_fd, &v, sizeof(v)) > 0 &&
 		    atomic_load(&follow_cpu) < 0)
-			break;          /* it stopped: no requests for a while */
+			break;          /* it stopped, done with what it had */
+		if (raised && raised++ < 5)
+			continue;       /* it finishes what it has at normal priority */
+		if (raised)
+			break;          /* it cannot even run (a realtime hog?): go on */
 		if (pthread_mutex_trylock(&serving) == 0) {
 			side_work(p, -1, 0);    /* sysinfo(2) callers */
 			cvm_procfs_load_due(p);
@@ -866,11 +869,11 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 		bool waiting = atomic_load(&followed) == seen && work_waits(p);
 		if (waiting && waited) {
 			/* A millisecond and nothing answered: raise it so that it
-			 * lets go of whatever it holds, and serve without it. */
+			 * finishes what it holds and stops, then serve without it. */
 			atomic_store(&follow_cpu, -1);
 			set_policy(atomic_load(&follower_tid), SCHED_OTHER);
 			paused_until = cvm_procfs_now() + FOLLOW_PAUSE;
-			break;
+			raised = 1;
 		}
 		waited = waiting;
 		seen = atomic_load(&followed);
