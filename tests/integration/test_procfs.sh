@@ -114,8 +114,8 @@ t_server_capabilities() {
 }
 
 # A server restarted after cvm gave up its capabilities has no
-# cap_sys_admin or cap_sys_nice to get back (and so no follower thread) (its bounding set stays cvm's short one: without
-# cap_setpcap it cannot shrink).
+# cap_sys_admin or cap_sys_nice to get back, and so no follower thread (its
+# bounding set stays cvm's short one: without cap_setpcap it cannot shrink).
 t_server_restarted_without_sys_admin() {
 	local old
 	old=$(server_pid "$WS")
@@ -175,10 +175,10 @@ t_passthrough_for_processes_that_open_again() {
 
 # The follower ([proc] follow): while a reader loops, a second thread of
 # the server serves from the reader's CPU as SCHED_IDLE, moves with it, and
-# sleeps again once the reads stop. (Runs before the restart test: a
-# restarted server has no cap_sys_nice, so no follower.)
+# sleeps again once the reads stop. (Tests run in name order, so this one
+# comes before the kill tests: a restarted server has no follower.)
 t_follower_serves_on_the_readers_cpu() {
-	local spid tid cpu seen t0 t1 reader i
+	local spid tid cpu seen t0 t1 reader i policy
 	spid=$(server_pid)
 	tid=$(ls /proc/"$spid"/task | grep -vx "$spid" | head -n 1)
 	if [ "$(nproc)" -lt 2 ]; then
