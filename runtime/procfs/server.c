@@ -613,22 +613,32 @@ static void add_listener(const struct cvm_procfs *p, int fd)
 	cvm_procfs_answer_pending(p, fd);
 }
 
+/* What the server waits on: @fd (when >= 0), PID 1's socket, then the
+ * listeners, which start at *@first. Returns how many. */
+static size_t watched(const struct cvm_procfs *p, int fd, struct pollfd pfd[MAX_LISTENERS + 2],
+		      size_t *first)
+{
+	size_t n = 0;
+
+	if (fd >= 0)
+		pfd[n++] = (struct pollfd){ fd, POLLIN, 0 };
+	if (p->ctl_fd >= 0)
+		pfd[n++] = (struct pollfd){ p->ctl_fd, POLLIN, 0 };
+	*first = n;
+	for (size_t i = 0; i < n_listeners; i++)
+		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
+	return n;
+}
+
 /* New listeners from PID 1, notifications, listeners whose processes are
  * all gone (POLLHUP). @timeout_ms as poll(2); @fuse_fd too, when >= 0.
  * Returns whether @fuse_fd is readable. */
 static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
 {
 	struct pollfd pfd[MAX_LISTENERS + 2];
-	size_t n = 0, first;
+	size_t first, n = watched(p, fuse_fd, pfd, &first);
 	int fd;
 
-	if (fuse_fd >= 0)
-		pfd[n++] = (struct pollfd){ fuse_fd, POLLIN, 0 };
-	if (p->ctl_fd >= 0)
-		pfd[n++] = (struct pollfd){ p->ctl_fd, POLLIN, 0 };
-	first = n;
-	for (size_t i = 0; i < n_listeners; i++)
-		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
 	if (timeout_ms)
 		pthread_mutex_unlock(&serving);
 	int r = poll(pfd, n, timeout_ms);
@@ -672,8 +682,8 @@ static bool side_work(const struct cvm_procfs *p, int fuse_fd, int timeout_ms)
  * notifications have waited a millisecond with the follower answering none
  * (its CPU is busy with others, or it was preempted holding the state), it
  * raises the follower to normal priority (cap_sys_nice: only a server that
- * has it follows), which then hands back at once, and serves as before,
- * following again only after FOLLOW_PAUSE. */
+ * has it follows), lets it finish what it holds and hand back, and serves
+ * as before, following again only after FOLLOW_PAUSE. */
 #define FOLLOW_EVERY 0.002
 #define FOLLOW_SPIN 0.000200
 #define FOLLOW_PAUSE 1.0
@@ -682,27 +692,6 @@ static atomic_ulong followed;           /* requests it answered */
 static atomic_int follower_tid;
 static int go_fd = -1, cold_fd = -1;    /* eventfds: main -> follower, back */
 static cpu_set_t own_cpus;
-
-/* The CPU @pid last ran on (field 39 of /proc/PID/stat), or -1. */
-static int task_cpu(uint32_t pid)
-{
-	char path[32], buf[1024];
-	cleanup_close int fd = -1;
-	ssize_t n;
-	char *s;
-
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (!(s = strrchr(buf, ')')))   /* comm may hold spaces and parentheses */
-		return -1;
-	for (int field = 2; field < 39; field++)
-		if (!(s = strchr(s + 1, ' ')))
-			return -1;
-	int cpu = atoi(s + 1);
-	return cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &own_cpus) ? cpu : -1;
-}
 
 /* The reader's CPU, for a request it blocks on (RELEASE is sent in the
  * background, from wherever a close ran), looked up at most every
@@ -720,7 +709,8 @@ static int reader_cpu(const char *req, size_t n)
 	    (now = cvm_procfs_now()) - last < FOLLOW_EVERY)
 		return -1;
 	last = now;
-	return task_cpu(h.pid);
+	int cpu = cvm_procfs_task_cpu((pid_t)h.pid);
+	return cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &own_cpus) ? cpu : -1;
 }
 
 /* The scheduling policy of thread @tid (0: the caller). The syscall itself:
@@ -732,7 +722,7 @@ static int set_policy(int tid, int policy)
 	return (int)syscall(SYS_sched_setscheduler, tid, policy, &none);
 }
 
-/* Move the calling thread to @cpu (one task_cpu gave) and make that where
+/* Move the calling thread to @cpu (one reader_cpu gave) and make that where
  * it serves, unless main took over meanwhile (follow_cpu -1: stays so). */
 static void pin(int cpu)
 {
@@ -818,13 +808,8 @@ static bool follower_start(const struct cvm_procfs *p)
 static bool work_waits(const struct cvm_procfs *p)
 {
 	struct pollfd pfd[MAX_LISTENERS + 2];
-	size_t n = 0;
+	size_t first, n = watched(p, p->fuse_fd, pfd, &first);
 
-	pfd[n++] = (struct pollfd){ p->fuse_fd, POLLIN, 0 };
-	if (p->ctl_fd >= 0)
-		pfd[n++] = (struct pollfd){ p->ctl_fd, POLLIN, 0 };
-	for (size_t i = 0; i < n_listeners; i++)
-		pfd[n++] = (struct pollfd){ listeners[i], POLLIN, 0 };
 	return poll(pfd, n, 0) > 0;
 }
 
@@ -878,9 +863,7 @@ static void follow(const struct cvm_procfs *p, const char *req, size_t n)
 		waited = waiting;
 		seen = atomic_load(&followed);
 	}
-	pthread_mutex_lock(&serving);
-	while (read(cold_fd, &v, sizeof(v)) > 0)
-		;
+	pthread_mutex_lock(&serving);     /* a late hand-back is drained next time */
 }
 
 /* The next request: a reader that opened one file usually closes it (a

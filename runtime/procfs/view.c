@@ -118,6 +118,19 @@ static ssize_t slurp(const char *path, char *buf, size_t len)
 	return n < 0 ? -1 : (ssize_t)used;
 }
 
+int cvm_procfs_task_cpu(pid_t pid)
+{
+	char path[32], stat[1024], *s;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (slurp(path, stat, sizeof(stat)) < 0 || !(s = strrchr(stat, ')')))
+		return -1;      /* comm may hold spaces and parentheses: after the last ')' */
+	for (int field = 2; field < 39; field++)
+		if (!(s = strchr(s + 1, ' ')))
+			return -1;
+	return atoi(s + 1);
+}
+
 /* The reader's own group, if it is inside the workspace's. */
 static void reader_cgroup(const struct cvm_procfs *p, pid_t pid, char *out, size_t len)
 {

@@ -42,6 +42,9 @@ const struct cvm_procfs_snapshot *cvm_procfs_snapshot(const struct cvm_procfs *p
 /* The length of the last render of @file (0: none yet). */
 size_t cvm_procfs_last_len(unsigned file);
 
+/* The CPU @pid last ran on (field 39 of /proc/PID/stat), or -1. */
+int cvm_procfs_task_cpu(pid_t pid);
+
 /* The workspace's load: start the 5 s clock; take the samples that are due. */
 void cvm_procfs_load_start(void);
 void cvm_procfs_load_due(const struct cvm_procfs *p);
