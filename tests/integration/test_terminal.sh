@@ -190,8 +190,35 @@ t_no_terminal_no_console() {
 	echo "$out" | grep -qx 'not a tty' || { say "$out"; return 1; }
 }
 
+# systemd as init on the console, as `docker run -it` of a systemd image
+# gives: its boot messages and console-getty's login prompt come through
+# the relay, though systemd opens and closes /dev/console as it goes. cvm
+# is PID 1 of a pid, mount and cgroup namespace in a group of its own (as
+# under a container engine) with the terminal as its stdin.
+t_systemd_on_the_console() {
+	local image cg pid
+	image=$("$SRC/scripts/debian-image") || { say "cannot build the Debian image"; return 1; }
+	cg=$OUTER_CG2/cvm-test.$$.console
+	mkdir "$cg" || return 1
+	echo "$cg" > "$STATE/console.cg"
+	term_start sd || return 1
+	term_type sd "echo \$\$ > $cg/cgroup.procs && exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private -- sh -c 'mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /run && exec \"\$@\"' sh $CVM run --network host --rootfs $image --state $STATE/sd --stop-timeout 30s"
+	term_wait sd 'Welcome to Debian' 60 || { outer_kill_cgroup "$cg"; return 1; }
+	term_wait sd ' login: ?$' 180 || { outer_kill_cgroup "$cg"; return 1; }
+	# cvm is PID 1 there: the unshare's child, in our group.
+	pid=$(for p in $(cat "$cg/cgroup.procs" "$cg"/*/cgroup.procs 2>/dev/null); do
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = cvm ] && echo "$p"; done | head -1)
+	[ -n "$pid" ] || { say "no cvm in $cg"; outer_kill_cgroup "$cg"; return 1; }
+	kill -TERM "$pid"
+	# The shutdown's messages come through too, then the pane's shell ends.
+	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 || { outer_kill_cgroup "$cg"; return 1; }
+	term_wait sd 'Pane is dead' 60 || { outer_kill_cgroup "$cg"; return 1; }
+	outer_kill_cgroup "$cg"
+}
+
 for t in run_from_a_terminal job_control window_size_and_sigwinch demo_gives_a_prompt \
-	exec_t_from_tmux exec_t_from_script ignored_signals_stay_outside no_terminal_no_console; do
+	exec_t_from_tmux exec_t_from_script ignored_signals_stay_outside no_terminal_no_console \
+	systemd_on_the_console; do
 	run_test "$t" "t_$t"
 done
 finish
