@@ -118,3 +118,15 @@ int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err)
 		return cvm_error_set(err, errno, "drop cvm's own capabilities");
 	return 0;
 }
+
+int cvm_caps_drop_all(struct cvm_error *err)
+{
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_apply(CAPNG_SELECT_BOTH) < 0) {
+		/* Without cap_setpcap the bounding set stays; the sets go empty. */
+		capng_clear(CAPNG_SELECT_CAPS);
+		if (capng_apply(CAPNG_SELECT_CAPS) < 0)
+			return cvm_error_set(err, errno, "drop every capability");
+	}
+	return 0;
+}

@@ -34,6 +34,10 @@ int cvm_caps_supervisor_drop(bool net_admin, struct cvm_error *err);
 #define CVM_CAPS_KEPT_SYS_NICE 2
 int cvm_caps_server_drop(bool sys_admin, bool sys_nice, struct cvm_error *err);
 
+/* No capability at all, in any set (the console relay: it only copies
+ * bytes between two fds it already holds). */
+int cvm_caps_drop_all(struct cvm_error *err);
+
 /* The two lists with their reasons (for `cvm check` and the docs). */
 const struct cvm_cap_note *cvm_caps_bound_dropped(size_t *n);
 const struct cvm_cap_note *cvm_caps_supervisor_kept(bool net_admin, size_t *n);

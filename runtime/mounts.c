@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -281,12 +282,42 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	    mount_tmpfs(root_fd, "/dev/shm", "1777", "50%", s->id_base, NOSUID_NODEV_NOEXEC, err) < 0 ||
 	    mount_new(root_fd, "/dev/mqueue", "mqueue", NULL, NOSUID_NODEV_NOEXEC, err) < 0)
 		return -1;
-	/* /dev/console: the terminal cvm was started on, else none, as under
-	 * Docker without -t (systemd then starts no getty on it: its
-	 * console-getty.service needs /dev/console to exist). */
-	if (s->console_fd < 0)
-		return 0;
-	return bind_fd(s->console_fd, root_fd, "/dev/console", 0, err);
+	return 0;
+}
+
+int cvm_mount_console(int root_fd, uint16_t rows, uint16_t cols, int *master_out, int *slave_out,
+		      struct cvm_error *err)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	/* The devpts under /dev/pts is the one cvm_mount_system just made:
+	 * nothing of the image's is there. */
+	cleanup_close int master = cvm_root_open(root_fd, "/dev/pts/ptmx", CVM_ROOT_NOCREATE, 0,
+						 err);
+	cleanup_close int slave = -1;
+	int unlock = 0;
+
+	if (master < 0)
+		return cvm_error_prefix(err, "console");
+	/* An O_PATH fd cannot do ioctls: reopen it for real, through
+	 * /proc/self/fd, which names that same node. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", master);
+	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return cvm_error_set(err, errno, "console: open /dev/pts/ptmx");
+	close(master);
+	master = fd;
+	/* TIOCGPTPEER opens the slave from the master, with no path lookup. */
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+	    (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		return cvm_error_set(err, errno, "console: a pty of the workspace");
+	if (rows && cols)
+		ioctl(master, TIOCSWINSZ, &ws);
+	if (bind_fd(slave, root_fd, "/dev/console", 0, err) < 0)
+		return -1;
+	*master_out = steal_fd(&master);
+	*slave_out = steal_fd(&slave);
+	return 0;
 }
 
 static int mask_paths(int root_fd, struct cvm_error *err)

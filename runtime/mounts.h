@@ -53,7 +53,6 @@ struct cvm_mounts_spec {
 	int userns_fd;          /* the workspace's user namespace, for idmaps */
 	bool dev_fuse;
 	bool dev_tun;
-	int console_fd;         /* a terminal to show as /dev/console, or -1 */
 	bool own_netns;         /* the workspace has its own network namespace */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
@@ -64,6 +63,16 @@ struct cvm_mounts_spec {
  * (still outer-owned) mount namespace, from inside its pid and ipc
  * namespaces, so that the user namespace later sees them all locked. */
 int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_error *err);
+
+/* The workspace's console: a new pty of the devpts at /dev/pts under
+ * @root_fd (the workspace's own instance, so the terminal is the
+ * workspace's and nothing of the outer terminal is reachable inside), its
+ * slave bound on /dev/console, @rows x @cols in size (0: unset); both
+ * ends come back. Run after
+ * cvm_mount_system, with the file ids of the workspace's root (the slave is
+ * then owned by root inside). */
+int cvm_mount_console(int root_fd, uint16_t rows, uint16_t cols, int *master, int *slave,
+		      struct cvm_error *err);
 
 /* A detached mount of a new @fstype instance with "key=value" / "flag"
  * @options (NULL-terminated) and MOUNT_ATTR_* @attr. Kernel messages from

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -99,10 +100,23 @@ __attribute__((noreturn)) static void ws_die(const char *what)
 	_exit(125);
 }
 
+/* The console becomes our controlling terminal (a new session, as a VM's
+ * init has on its console) and stdin, stdout and stderr: what init starts
+ * in the foreground gets job control, ^C, ^Z and the window size. */
+static void take_console(int fd)
+{
+	if (setsid() < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+		ws_die("make the console the controlling terminal");
+	for (int i = 0; i < 3; i++)
+		if (dup2(fd, i) < 0)
+			ws_die("console as stdio");
+	close(fd);
+}
+
 __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spec *s,
 					       cvm_ws_init_fn init, void *arg)
 {
-	int mnt_fd;
+	int mnt_fd, console;
 
 	/* The outer cvm may die before it hands us the rootfs. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -113,11 +127,12 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 		ws_die("reset oom_score_adj");
 	close(oom);
 	mnt_fd = recv_fd(sock);
+	console = s->console ? recv_fd(sock) : -1;
 	/* Wait for the parent's go as well: the builder is still a process of
 	 * our pid namespace, and if we ran and exited at once, the kernel would
 	 * kill it before it could report success. */
 	char go;
-	if (mnt_fd < 0 || read(sock, &go, 1) != 1)
+	if (mnt_fd < 0 || (s->console && console < 0) || read(sock, &go, 1) != 1)
 		_exit(125);     /* setup failed; the parent says why */
 	if (setns(mnt_fd, CLONE_NEWNS) < 0)
 		ws_die("enter the workspace's mount namespace");
@@ -129,6 +144,8 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 
 	if (chdir("/") < 0)
 		ws_die("chdir /");
+	if (console >= 0)
+		take_console(console);
 	/* Now whoever joins us (cvm exec, the bootstrap) finds the workspace's
 	 * root, not the clone's copy of the outer mount namespace. */
 	if (write(sock, "R", 1) != 1)
@@ -327,11 +344,12 @@ static int enter_root(int root_fd, struct cvm_error *err)
 }
 
 static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int sock,
-		 struct cvm_error *err)
+		 int result, struct cvm_error *err)
 {
+	cleanup_close int con_master = -1, con_slave = -1;
 	struct cvm_mounts_spec ms = {
 		.id_base = s->uid_base, .id_count = s->uid_count, .userns_fd = l->userns_fd,
-		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun, .console_fd = s->console_fd,
+		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun,
 		.mounts = s->mounts, .n_mounts = s->n_mounts, .extras = s->extras,
 		.own_netns = s->net_setup != NULL,
 	};
@@ -350,6 +368,8 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 		return -1;
 	if (cvm_mount_system(root_fd, &ms, err) < 0 ||
 	    (l->procfs_mfd >= 0 && bind_procfs(l->procfs_mfd, s->procfs_files, root_fd, err) < 0) ||
+	    (s->console && cvm_mount_console(root_fd, s->console_rows, s->console_cols, &con_master,
+					      &con_slave, err) < 0) ||
 	    enter_root(root_fd, err) < 0)
 		return -1;
 	/* Crossing into the user namespace and copying the mount namespace
@@ -359,27 +379,31 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 	if (mnt_fd < 0 || send_fd(sock, mnt_fd) < 0)
 		return cvm_error_set(err, errno, "hand over the mount namespace");
+	/* The console's slave goes to C, its master to the outer cvm. */
+	if (s->console && (send_fd(sock, con_slave) < 0 || send_fd(result, con_master) < 0))
+		return cvm_error_set(err, errno, "hand over the console");
 	return 0;
 }
 
 /* Fork the builder into C's pid and ipc namespaces (a pid namespace only
- * applies to children, hence two forks) and report its error text. */
+ * applies to children, hence two forks). Its result comes back on a
+ * socket: error text, or (with a console) the console's pty master. */
 static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, int ws_pidfd,
-		       int sock, struct cvm_error *err)
+		       int sock, int *console, struct cvm_error *err)
 {
-	int pipefd[2], status;
+	int sp[2], status;
 	pid_t pid;
 	ssize_t n;
 
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return cvm_error_set(err, errno, "pipe");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return cvm_error_set(err, errno, "socketpair");
 	pid = fork();
 	if (pid < 0)
 		return cvm_error_set(err, errno, "fork");
 	if (pid == 0) {
 		struct cvm_error e = { 0 };
 		pid_t b;
-		close(pipefd[0]);
+		close(sp[0]);
 		/* The cgroup namespace too: cgroup2 mounted from there shows the
 		 * workspace's group as its root; and the network namespace, for
 		 * sysfs to show the workspace's interfaces. */
@@ -389,25 +413,30 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			cvm_error_set(&e, errno, "enter the workspace namespaces");
 		} else if ((b = fork()) == 0) {
-			if (build(s, l, sock, &e) == 0)
+			if (build(s, l, sock, sp[1], &e) == 0)
 				_exit(0);
 		} else if (b > 0 && waitpid(b, &status, 0) == b) {
 			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 		} else
 			cvm_error_set(&e, errno, "fork");
-		n = write(pipefd[1], e.msg, strlen(e.msg));
+		n = write(sp[1], e.msg, strlen(e.msg));
 		(void)n;
 		_exit(1);
 	}
-	close(pipefd[1]);
-	char msg[CVM_ERROR_MSG_MAX] = "";
-	n = read(pipefd[0], msg, sizeof(msg) - 1);
-	msg[n > 0 ? n : 0] = '\0';
-	close(pipefd[0]);
+	close(sp[1]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char msg[CVM_ERROR_MSG_MAX] = "";
+		n = recv(sp[0], msg, sizeof(msg) - 1, MSG_DONTWAIT);
+		msg[n > 0 ? n : 0] = '\0';
+		close(sp[0]);
 		return cvm_error_set(err, 0, "%s", msg[0] ? msg : "workspace setup failed");
+	}
+	*console = s->console ? recv_fd(sp[0]) : -1;
+	close(sp[0]);
+	if (s->console && *console < 0)
+		return cvm_error_set(err, EIO, "the builder sent no console");
 	return 0;
 }
 
@@ -714,6 +743,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 {
 	struct ws_layers l = { -1, -1, -1, -1 };
 	int sp[2], pidfd = -1;
+	cleanup_close int console = -1;
 	bool late_cgroup = false;
 	struct cvm_clone_args ca = { .flags = WS_NS_FLAGS | CVM_CLONE_PIDFD,
 				     .exit_signal = SIGCHLD };
@@ -759,7 +789,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 	if ((late_cgroup && move_into_cgroup(pid, s->cgroup_fd, sp[0], err) < 0) ||
 	    write_id_maps(pid, s, err) < 0 || setup_net(s, pid, err) < 0 ||
 	    open_layers(s, pid, &l, err) < 0 ||
-	    run_builder(s, &l, pidfd, sp[0], err) < 0) {
+	    run_builder(s, &l, pidfd, sp[0], &console, err) < 0) {
 		close_layers(&l);
 		close(sp[0]);
 		close(pidfd);
@@ -779,6 +809,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		ready = 0;
 	close(sp[0]);
 	out->pidfd = pidfd;
+	out->console = steal_fd(&console);
 	out->pid = steal_pid(&pid);
 	return 0;
 }

@@ -24,7 +24,11 @@ struct cvm_ws_spec {
 	const char *hostname;
 	bool dev_fuse;
 	bool dev_tun;
-	int console_fd;                 /* terminal for /dev/console, or -1 */
+	bool console;                   /* a pty of the workspace's devpts as /dev/console
+					 * and the init's stdin, stdout and stderr (its
+					 * controlling terminal); the master comes back in
+					 * cvm_ws.console, for the caller to relay */
+	uint16_t console_rows, console_cols;    /* its first size (0: none) */
 	int cgroup_fd;                  /* the workspace's cgroup (CLONE_INTO_CGROUP), or -1 */
 	int procfs_fd;                  /* /dev/fuse of the running /proc server, or -1 */
 	char *const *procfs_files;      /* which of its files to bind; NULL or empty: all */
@@ -58,6 +62,7 @@ typedef int (*cvm_ws_init_fn)(void *arg);
 struct cvm_ws {
 	pid_t pid;      /* the workspace's PID 1, as the outer side sees it */
 	int pidfd;
+	int console;    /* the console's pty master (spec.console), or -1 */
 };
 
 /* The name under STATE/engines/ of the engine dir @path ("/var/lib/docker"

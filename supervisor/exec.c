@@ -12,13 +12,13 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "exitcode.h"
+#include "tty.h"
 
 static void exec_usage(FILE *out)
 {
@@ -167,22 +167,6 @@ static void forward_signal(int sock, int sig)
 	cvm_ctl_send(sock, CVM_CTL_SIGNAL, sig, NULL, 0, NULL, 0);
 }
 
-static int copy_some(int from, int to)
-{
-	char buf[16384];
-	ssize_t n = read(from, buf, sizeof(buf));
-
-	if (n <= 0)
-		return -1;
-	for (ssize_t off = 0; off < n;) {
-		ssize_t w = write(to, buf + off, (size_t)(n - off));
-		if (w < 0 && errno != EINTR)
-			return -1;
-		off += w > 0 ? w : 0;
-	}
-	return 0;
-}
-
 static int signal_fd(void)
 {
 	sigset_t set;
@@ -200,27 +184,24 @@ static int signal_fd(void)
 /* The terminal proxy: stdin -> pty, pty -> stdout, until the command ends. */
 static int relay_tty(int sock, int master, int sfd)
 {
-	struct pollfd p[4] = { { sock, POLLIN, 0 }, { sfd, POLLIN, 0 }, { master, POLLIN, 0 },
-			       { STDIN_FILENO, POLLIN, 0 } };
+	struct cvm_relay r = { STDIN_FILENO, STDOUT_FILENO, master };
+	struct pollfd p[2 + CVM_RELAY_NFDS] = { { sock, POLLIN, 0 }, { sfd, POLLIN, 0 } };
 	struct cvm_ctl_hdr h;
 	char text[1024];
 
 	for (;;) {
-		if (poll(p, 4, -1) < 0 && errno != EINTR)
+		cvm_relay_poll_set(&r, p + 2);
+		if (poll(p, 2 + CVM_RELAY_NFDS, -1) < 0 && errno != EINTR)
 			return CVM_EXIT_SETUP_FAILED;
-		if (p[2].revents & (POLLIN | POLLHUP | POLLERR))
-			if (copy_some(master, STDOUT_FILENO) < 0)
-				p[2].fd = -1;   /* every slave closed: the command is done */
-		if (p[3].revents & (POLLIN | POLLHUP) && copy_some(STDIN_FILENO, master) < 0)
-			p[3].fd = -1;
+		/* Every slave closed means the command is done: its status
+		 * comes on the socket. */
+		cvm_relay_pump(&r, p + 2);
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			struct winsize ws;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGWINCH) {
-					if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-						ioctl(master, TIOCSWINSZ, &ws);
-				} else
+				if (si.ssi_signo == SIGWINCH)
+					cvm_relay_winsize(&r);
+				else
 					forward_signal(sock, (int)si.ssi_signo);
 			}
 		}
@@ -228,20 +209,17 @@ static int relay_tty(int sock, int master, int sfd)
 			if (recv_reply(sock, &h, text, sizeof(text), NULL) < 0)
 				return CVM_EXIT_SETUP_FAILED;
 			/* Output the command wrote just before it ended. */
-			while (copy_some(master, STDOUT_FILENO) == 0)
-				;
+			cvm_relay_drain(&r);
 			return final_status(&h, text);
 		}
 	}
 }
 
-static struct termios saved_tio;
-static bool raw_mode;
+static struct cvm_tty_raw saved_tty = { .fd = -1 };
 
 static void restore_tty(void)
 {
-	if (raw_mode)
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tio);
+	cvm_tty_restore(&saved_tty);
 }
 
 static int run_tty(int sock, int sfd)
@@ -255,15 +233,10 @@ static int run_tty(int sock, int sfd)
 	if (h.type != CVM_CTL_PTY || master < 0)
 		return final_status(&h, text);
 	fcntl(master, F_SETFL, O_NONBLOCK);
-	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
-		struct termios raw = saved_tio;
-		cfmakeraw(&raw);
-		raw_mode = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+	if (cvm_tty_make_raw(&saved_tty, STDIN_FILENO) == 0)
 		atexit(restore_tty);
-	}
 	status = relay_tty(sock, master, sfd);
 	restore_tty();
-	raw_mode = false;
 	return status;
 }
 

@@ -109,6 +109,13 @@ static size_t format_fields(char *out, size_t len, const struct cvm_log_field *f
 	return o;
 }
 
+static bool log_crlf;
+
+void cvm_log_crlf(bool on)
+{
+	log_crlf = on;
+}
+
 static void log_line(enum cvm_log_level level, const char *component,
 		     const struct cvm_log_field *fields, size_t n_fields, const char *fmt,
 		     va_list ap)
@@ -141,6 +148,12 @@ static void log_line(enum cvm_log_level level, const char *component,
 				 ts, cvm_log_level_name(level), component, (int)getpid()) :
 			(int)sizeof(line) - 1;
 		line[n - 1] = '\n';
+	}
+	/* A terminal in raw mode (the console relay's) moves down without
+	 * going back to the start of the line. */
+	if (log_crlf && n < (int)sizeof(line) - 1) {
+		line[n - 1] = '\r';
+		line[n++] = '\n';
 	}
 	/* One write(2) per line so lines from cvm and its helpers never interleave. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0) {

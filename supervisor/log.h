@@ -27,6 +27,8 @@ struct cvm_log_field {
 
 void cvm_log_setup(enum cvm_log_level level, enum cvm_log_format format);
 bool cvm_log_enabled(enum cvm_log_level level);
+/* End lines with CR LF: stderr is a terminal in raw mode. */
+void cvm_log_crlf(bool on);
 
 void cvm_log(enum cvm_log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -39,6 +39,16 @@ static void block_async_signals(sigset_t *set)
 		sigdelset(set, sync_signals[i]);
 }
 
+static void reset_ignored(const sigset_t *set)
+{
+	struct sigaction old, dfl = { .sa_handler = SIG_DFL };
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(set, sig) == 1 && sig != SIGKILL && sig != SIGSTOP &&
+		    sigaction(sig, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			sigaction(sig, &dfl, NULL);
+}
+
 int cvm_pid1_init(struct cvm_pid1 *p, uint64_t stop_timeout_ms,
 		  enum cvm_signal_target target, struct cvm_error *err)
 {
@@ -57,6 +67,11 @@ int cvm_pid1_init(struct cvm_pid1 *p, uint64_t stop_timeout_ms,
 	block_async_signals(&set);
 	if (sigprocmask(SIG_BLOCK, &set, &p->saved_mask) < 0)
 		return cvm_error_set(err, errno, "block signals");
+	/* An ignored signal is dropped, never queued, so the signalfd would not
+	 * see it. A shell starts its background jobs with SIGINT and SIGQUIT
+	 * ignored; cvm must still hear and pass them on. Blocked, the default
+	 * action does not run. */
+	reset_ignored(&set);
 
 	/* Not PID 1 (under a shell, in tests, under docker --init): orphans of
 	 * our descendants must come to us, or "no orphan survives" is a lie. */
@@ -330,7 +345,7 @@ static void forward_signal(struct cvm_pid1 *p, int sig)
 {
 	pid_t target;
 
-	if (p->main_exited || p->main_pid <= 0)
+	if (p->main_exited || p->main_pid <= 0 || (sig == SIGWINCH && p->keep_winch))
 		return;
 	if (p->signal_target == CVM_SIGNAL_ALL) {
 		p->signal_all(sig, p->signal_all_data);

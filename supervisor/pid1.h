@@ -35,6 +35,10 @@ struct cvm_pid1 {
 	sigset_t saved_mask;           /* the mask cvm started with */
 	uint64_t stop_timeout_ms;
 	enum cvm_signal_target signal_target;
+	/* Keep SIGWINCH: a workspace's init is not on cvm's terminal (the
+	 * console relay passes the size on; systemd takes SIGWINCH as the
+	 * keyboard request). */
+	bool keep_winch;
 
 	pid_t main_pid;
 	int main_pidfd;

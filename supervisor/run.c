@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <arpa/inet.h>
@@ -17,6 +18,8 @@
 #include "config.h"
 #include "exitcode.h"
 #include "log.h"
+#include "console.h"
+#include "tty.h"
 #include "pid1.h"
 #include "spawn.h"
 #include "control.h"
@@ -287,6 +290,7 @@ struct ws_run {
 	struct cvm_dnsrelay dns;        /* when the outer resolver is on loopback */
 	char hosts[1024];
 	struct cvm_ws_write writes[2];
+	struct cvm_tty_raw tty;         /* cvm's terminal, raw while the console relays */
 };
 
 /* When cvm run began, for the "workspace ready" line. */
@@ -532,6 +536,23 @@ static int ws_net_plan(const struct cvm_config *c, struct ws_run *w, struct cvm_
 	return 0;
 }
 
+/* The workspace's console on cvm's terminal: raw here, so that ^C, ^Z and
+ * the rest reach the console's own line discipline as bytes, and a relay
+ * process between the two. */
+static void ws_console(struct ws_run *w)
+{
+	struct cvm_error err = { 0 };
+
+	if (cvm_tty_make_raw(&w->tty, STDIN_FILENO) == 0)
+		cvm_log_crlf(true);
+	if (cvm_console_start(w->ws.console, w->ws.pidfd, &err) < 0) {
+		cvm_tty_restore(&w->tty);
+		cvm_log_crlf(false);
+		log_warn("console", "%s: the workspace's console is not shown here", err.msg);
+	}
+	cvm_closep(&w->ws.console);
+}
+
 /* Everything that can be checked before anything starts. */
 static int ws_precheck(const struct cvm_config *c, const struct cvm_inner *in,
 		       struct cvm_error *err)
@@ -563,11 +584,11 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	struct cvm_ws_spec spec = {
 		.rootfs = c->rootfs, .state = c->state, .uid_base = c->uid_base,
 		.uid_count = c->uid_count, .hostname = c->hostname, .dev_fuse = c->dev_fuse,
-		.dev_tun = c->dev_tun, .console_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : -1,
+		.dev_tun = c->dev_tun, .console = isatty(STDIN_FILENO),
 		.mounts = mounts, .n_mounts = c->n_mounts, .note = ws_note,
 		.engine_dirs = c->engine_dirs, .n_engine_dirs = c->n_engine_dirs,
 	};
-	struct ws_run w = { .ws = { -1, -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 },
+	struct ws_run w = { .ws = { -1, -1, -1 }, .tty = { .fd = -1 }, .cg = { .ws_fd = -1 }, .net = { .forward_was = -1 },
 			    .dns = { .listen_fd = -1, .upstream_fd = -1 } };
 	struct cvm_control_ctx ctl;
 	struct cvm_pid1 p;
@@ -621,6 +642,13 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("workspace", "seccomp is off ([workspace] seccomp = no): root inside may call kexec, "
 			 "module and clock syscalls, stopped only by the kernel's own checks");
 	spec.cgroup_fd = w.has_cgroup ? w.cg.ws_fd : -1;
+	if (spec.console) {
+		struct winsize ws;
+		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+			spec.console_rows = ws.ws_row;
+			spec.console_cols = ws.ws_col;
+		}
+	}
 	spec.procfs_fd = spec.init_fd = -1;
 	if (c->proc_virtualize) {
 		if (cvm_procserver_start(&w.procfs, w.has_cgroup ? w.cg.ws : NULL, c->uid_base,
@@ -651,6 +679,9 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	}
 	/* The workspace is built: the plan's strings are no longer needed. */
 	ws_gpu_free(&gpu);
+	if (w.ws.console >= 0)
+		ws_console(&w);
+	p.keep_winch = true;
 	/* From here on PID 1 must not die on an error it can survive. */
 	p.signal_all = ws_signal_all;
 	p.signal_all_data = &w;
@@ -698,6 +729,8 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	if (w.boot.out_fd >= 0)
 		close(w.boot.out_fd);
 	cvm_env_free(in.envp);
+	cvm_tty_restore(&w.tty);
+	cvm_log_crlf(false);
 	return status;
 }
 
