@@ -38,6 +38,7 @@
 #include "procfs/server.h"
 #include "rootpath.h"
 #include "syscalls.h"
+#include "testhook.h"
 #include "workspace.h"
 
 #define NOSUID_NODEV_NOEXEC_ATTR (CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV | \
@@ -733,7 +734,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		ca.flags |= CVM_CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)s->cgroup_fd;
 	}
-	pid = getenv("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
+	pid = cvm_test_hook("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
 							: sys_clone3(&ca, sizeof(ca));
 	if (pid < 0 && s->cgroup_fd >= 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG)) {
 		/* A kernel without CLONE_INTO_CGROUP (< 5.7): clone here, move the
