@@ -18,6 +18,7 @@
 
 #include "../runtime/cleanup.h"
 #include "../runtime/net.h"
+#include "../runtime/procfs/files.h"
 #include "../runtime/seccomp.h"
 
 /* Enum fields are written through an int pointer by the generic setter. */
@@ -744,12 +745,7 @@ static bool find_bad_word(const char *value, const char *seps, bool (*ok)(const 
 
 static bool proc_file_known(const char *w)
 {
-	static const char *const known[] = { CVM_PROC_FILE_NAMES, NULL };
-
-	for (size_t i = 0; known[i]; i++)
-		if (!strcmp(known[i], w))
-			return true;
-	return false;
+	return cvm_procfs_file_by_name(w) >= 0;
 }
 
 static int check_proc_files(const struct key *k, const char *value, const char *source,
@@ -758,9 +754,8 @@ static int check_proc_files(const struct key *k, const char *value, const char *
 	char w[256];
 
 	if (find_bad_word(value, ", \t\n", proc_file_known, w, sizeof(w)))
-		return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
-				     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
-				     "diskstats", source, w, k->name);
+		return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of %s",
+				     source, w, k->name, cvm_procfs_file_names());
 	return 0;
 }
 

@@ -23,9 +23,6 @@
 /* Where nested engines keep images and layers: overlay2 cannot stack its
  * upper dirs on the workspace's own overlay. */
 #define CVM_DEFAULT_ENGINE_DIRS "/var/lib/docker, /var/lib/containerd, /var/lib/buildkit"
-/* The /proc server's files ([proc] files), as runtime/procfs/server.h names them. */
-#define CVM_PROC_FILE_NAMES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
-	"loadavg", "diskstats"
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
