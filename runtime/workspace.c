@@ -36,6 +36,7 @@
 #include "idmap.h"
 #include "mounts.h"
 #include "procfs/server.h"
+#include "report.h"
 #include "rootpath.h"
 #include "syscalls.h"
 #include "testhook.h"
@@ -96,7 +97,7 @@ static int recv_fd(int sock)
 
 __attribute__((noreturn)) static void ws_die(const char *what)
 {
-	fprintf(stderr, "cvm: workspace: %s: %s\n", what, strerror(errno));
+	cvm_report(CVM_REPORT_ERROR, "workspace", "%s: %s", what, strerror(errno));
 	_exit(125);
 }
 
