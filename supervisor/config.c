@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../runtime/cleanup.h"
 #include "../runtime/net.h"
@@ -1418,6 +1419,24 @@ int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *
 	if (cvm_config_load_file(c, path ? path : CVM_DEFAULT_CONFIG_PATH, path != NULL, err) < 0)
 		return -1;
 	return cvm_config_load_env(c, envp, err);
+}
+
+int cvm_config_control_socket(const char *path, const char *flag, char *out, size_t len,
+			      struct cvm_error *err)
+{
+	struct cvm_config c;
+	int r;
+
+	if (flag) {
+		snprintf(out, len, "%s", flag);
+		return 0;
+	}
+	r = cvm_config_load_layers(&c, path, environ, err);
+	if (r == 0)
+		snprintf(out, len, "%s", c.control_socket ? c.control_socket :
+			 CVM_DEFAULT_CONTROL_SOCKET);
+	cvm_config_free(&c);
+	return r;
 }
 
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)

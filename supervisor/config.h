@@ -136,6 +136,13 @@ int cvm_config_add_volume(struct cvm_config *c, const char *name, const char *sp
 int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *envp,
 			   struct cvm_error *err);
 
+/* [supervisor] control_socket as `cvm run` sees it, for its clients (cvm
+ * exec, cvm status): @flag (--socket) if set, else the layers as
+ * cvm_config_load_layers() reads them with @path (--config) and environ.
+ * Into @out; 0 or -1 with @err. */
+int cvm_config_control_socket(const char *path, const char *flag, char *out, size_t len,
+			      struct cvm_error *err);
+
 /* Cross-field checks, after every layer is applied. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);
 
