@@ -199,11 +199,12 @@ static long fh_slot(const struct cvm_procfs_server *srv, const struct cvm_fuse_i
  * reads it again from the start (procps) is never seen closing it, and
  * keeps getting its reads answered here, fresh. */
 #define REPEAT_WINDOW 60.0
+
 static void note_close(struct cvm_procfs_server *srv, uint32_t pid, unsigned node, double now)
 {
 	size_t oldest = 0;
 
-	for (size_t i = 0; i < 256; i++) {
+	for (size_t i = 0; i < CVM_PROCFS_N_CLOSED; i++) {
 		if (srv->closed[i].pid == pid && srv->closed[i].node == node + 1) {
 			srv->closed[i].at = now;
 			return;
@@ -219,7 +220,7 @@ static void note_close(struct cvm_procfs_server *srv, uint32_t pid, unsigned nod
 static bool opens_again(const struct cvm_procfs_server *srv, uint32_t pid, unsigned node,
 			double now)
 {
-	for (size_t i = 0; i < 256; i++)
+	for (size_t i = 0; i < CVM_PROCFS_N_CLOSED; i++)
 		if (srv->closed[i].pid == pid && srv->closed[i].node == node + 1)
 			return now - srv->closed[i].at < REPEAT_WINDOW;
 	return false;
