@@ -127,7 +127,7 @@ t_socket_from_the_config_file() {
 	expect_eq "exec with CVM_CONFIG" "$out" via-env || return 1
 	out=$(outer_exec "$name" "$CVM" status --config "$ini" --json) || { say "$out"; return 1; }
 	echo "$out" | grep -q '^{"pid": ' || { say "status: $out"; return 1; }
-	outer_signal "$name" TERM; outer_wait "$name" 20
+	outer_signal "$name" TERM; outer_wait "$name" 20; expect_eq "stop" "$?" 143
 }
 
 t_only_outer_root_may_connect() {
