@@ -20,6 +20,7 @@
 #include "notify.h"
 #include "seccomp.h"
 #include "syscalls.h"
+#include "testhook.h"
 #include "user.h"
 
 /* The workspace's cgroup.procs, opened now, while we still see the outer
@@ -185,7 +186,7 @@ __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, i
 	/* Test hook, read from cvm's own (outer) environment: hold the command
 	 * here, inside the workspace but not yet exec'd, so that the escape
 	 * suite can attack a cvm process in that state every time. */
-	const char *hold = getenv("CVM_DEBUG_JOIN_HOLD_MS");
+	const char *hold = cvm_test_hook("CVM_DEBUG_JOIN_HOLD_MS");
 	if (hold)
 		usleep((useconds_t)atoi(hold) * 1000);
 	environ = env;

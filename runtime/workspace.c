@@ -37,8 +37,10 @@
 #include "idmap.h"
 #include "mounts.h"
 #include "procfs/server.h"
+#include "report.h"
 #include "rootpath.h"
 #include "syscalls.h"
+#include "testhook.h"
 #include "workspace.h"
 
 #define NOSUID_NODEV_NOEXEC_ATTR (CVM_MOUNT_ATTR_NOSUID | CVM_MOUNT_ATTR_NODEV | \
@@ -96,7 +98,7 @@ static int recv_fd(int sock)
 
 __attribute__((noreturn)) static void ws_die(const char *what)
 {
-	fprintf(stderr, "cvm: workspace: %s: %s\n", what, strerror(errno));
+	cvm_report(CVM_REPORT_ERROR, "workspace", "%s: %s", what, strerror(errno));
 	_exit(125);
 }
 
@@ -763,7 +765,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		ca.flags |= CVM_CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)s->cgroup_fd;
 	}
-	pid = getenv("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
+	pid = cvm_test_hook("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
 							: sys_clone3(&ca, sizeof(ca));
 	if (pid < 0 && s->cgroup_fd >= 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG)) {
 		/* A kernel without CLONE_INTO_CGROUP (< 5.7): clone here, move the

@@ -15,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../runtime/cleanup.h"
 #include "../runtime/net.h"
+#include "../runtime/procfs/files.h"
 #include "../runtime/seccomp.h"
 
 /* Enum fields are written through an int pointer by the generic setter. */
@@ -744,12 +746,7 @@ static bool find_bad_word(const char *value, const char *seps, bool (*ok)(const 
 
 static bool proc_file_known(const char *w)
 {
-	static const char *const known[] = { CVM_PROC_FILE_NAMES, NULL };
-
-	for (size_t i = 0; known[i]; i++)
-		if (!strcmp(known[i], w))
-			return true;
-	return false;
+	return cvm_procfs_file_by_name(w) >= 0;
 }
 
 static int check_proc_files(const struct key *k, const char *value, const char *source,
@@ -758,9 +755,8 @@ static int check_proc_files(const struct key *k, const char *value, const char *
 	char w[256];
 
 	if (find_bad_word(value, ", \t\n", proc_file_known, w, sizeof(w)))
-		return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of "
-				     "meminfo, cpuinfo, stat, uptime, swaps, cpu_online, loadavg, "
-				     "diskstats", source, w, k->name);
+		return cvm_error_set(err, 0, "%s: unknown file '%s' for %s: expected some of %s",
+				     source, w, k->name, cvm_procfs_file_names());
 	return 0;
 }
 
@@ -1423,6 +1419,24 @@ int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *
 	if (cvm_config_load_file(c, path ? path : CVM_DEFAULT_CONFIG_PATH, path != NULL, err) < 0)
 		return -1;
 	return cvm_config_load_env(c, envp, err);
+}
+
+int cvm_config_control_socket(const char *path, const char *flag, char *out, size_t len,
+			      struct cvm_error *err)
+{
+	struct cvm_config c;
+	int r;
+
+	if (flag) {
+		snprintf(out, len, "%s", flag);
+		return 0;
+	}
+	r = cvm_config_load_layers(&c, path, environ, err);
+	if (r == 0)
+		snprintf(out, len, "%s", c.control_socket ? c.control_socket :
+			 CVM_DEFAULT_CONTROL_SOCKET);
+	cvm_config_free(&c);
+	return r;
 }
 
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)

@@ -23,9 +23,6 @@
 /* Where nested engines keep images and layers: overlay2 cannot stack its
  * upper dirs on the workspace's own overlay. */
 #define CVM_DEFAULT_ENGINE_DIRS "/var/lib/docker, /var/lib/containerd, /var/lib/buildkit"
-/* The /proc server's files ([proc] files), as runtime/procfs/server.h names them. */
-#define CVM_PROC_FILE_NAMES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
-	"loadavg", "diskstats"
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
@@ -138,6 +135,13 @@ int cvm_config_add_volume(struct cvm_config *c, const char *name, const char *sp
  * path if it exists), then CVM_* from @envp: everything but the flags. */
 int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *envp,
 			   struct cvm_error *err);
+
+/* [supervisor] control_socket as `cvm run` sees it, for its clients (cvm
+ * exec, cvm status): @flag (--socket) if set, else the layers as
+ * cvm_config_load_layers() reads them with @path (--config) and environ.
+ * Into @out; 0 or -1 with @err. */
+int cvm_config_control_socket(const char *path, const char *flag, char *out, size_t len,
+			      struct cvm_error *err);
 
 /* Cross-field checks, after every layer is applied. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,33 +194,61 @@ static const struct status_item status_items[] = {
 	{ "io_weight", "io.weight", "io weight" },
 };
 
+/* Append to @out (@len bytes, *@used of them taken); never past the end. */
+static void put(char *out, size_t len, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(out + *used, len - *used, fmt, ap);
+	va_end(ap);
+	*used = n < 0 ? *used : *used + (size_t)n < len ? *used + (size_t)n : len - 1;
+}
+
+size_t cvm_status_format(const struct cvm_cgroup *cg, pid_t pid, bool json, char *out, size_t len)
+{
+	const char *where = cg ? cg->ws : "none (cvm is not PID 1)";
+	char v[256], usage[256] = "", esc[2 * sizeof(cg->ws) + 8];
+	size_t used = 0;
+
+	if (json)
+		put(out, len, &used, "{\"pid\": %d, \"cgroup\": %s", (int)pid,
+		    cvm_json_string(esc, sizeof(esc), where));
+	else
+		put(out, len, &used, "workspace pid %d\ncgroup           %s\n", (int)pid, where);
+	for (size_t i = 0; i < sizeof(status_items) / sizeof(status_items[0]); i++) {
+		const struct status_item *it = &status_items[i];
+		bool ok = cg && cvm_cgroup_read(cg, it->file, v, sizeof(v)) == 0;
+		if (json)
+			put(out, len, &used, ", \"%s\": %s", it->name,
+			    cvm_json_string(esc, sizeof(esc), ok ? v : NULL));
+		else
+			put(out, len, &used, "%-16s %s\n", it->label, ok ? v : "n/a");
+	}
+	if (cg && cvm_cgroup_read(cg, "cpu.stat", usage, sizeof(usage)) == 0)
+		usage[strcspn(usage, "\n")] = '\0';
+	const char *usec = strstr(usage, "usage_usec ");
+	usec = usec ? usec + 11 : NULL;
+	if (json)       /* a number, if it is one */
+		put(out, len, &used, ", \"cpu_usage_usec\": %s}\n",
+		    usec && usec[strspn(usec, "0123456789")] == '\0' && *usec ? usec : "null");
+	else
+		put(out, len, &used, "cpu used (usec)  %s\n", usec ? usec : "n/a");
+	return used;
+}
+
 /* One line per cgroup file we can read; "n/a" when the controller is off. */
 __attribute__((noreturn)) static void status_reply(int conn, const struct cvm_control_ctx *ctx,
 						   bool json)
 {
 	static char out[8192];
-	size_t len = 0;
-	char v[256], usage[256] = "";
+	size_t len = cvm_status_format(ctx->cgroup, ctx->ws_pid, json, out, sizeof(out));
 
-	len += (size_t)snprintf(out + len, sizeof(out) - len, json ? "{\"pid\": %d, \"cgroup\": %s%s%s"
-				: "workspace pid %d\ncgroup           %s%s%s\n", (int)ctx->ws_pid,
-				json ? "\"" : "", ctx->cgroup ? ctx->cgroup->ws : "none (cvm is not PID 1)",
-				json ? "\"" : "");
-	for (size_t i = 0; i < sizeof(status_items) / sizeof(status_items[0]); i++) {
-		const struct status_item *it = &status_items[i];
-		bool ok = ctx->cgroup && cvm_cgroup_read(ctx->cgroup, it->file, v, sizeof(v)) == 0;
-		if (json)
-			len += (size_t)snprintf(out + len, sizeof(out) - len, ", \"%s\": %s%s%s", it->name,
-						ok ? "\"" : "", ok ? v : "null", ok ? "\"" : "");
-		else
-			len += (size_t)snprintf(out + len, sizeof(out) - len, "%-16s %s\n", it->label,
-						ok ? v : "n/a");
-	}
-	if (ctx->cgroup && cvm_cgroup_read(ctx->cgroup, "cpu.stat", usage, sizeof(usage)) == 0)
-		usage[strcspn(usage, "\n")] = '\0';
-	const char *usec = strstr(usage, "usage_usec ");
-	len += (size_t)snprintf(out + len, sizeof(out) - len, json ? ", \"cpu_usage_usec\": %s}\n"
-				: "cpu used (usec)  %s\n", usec ? usec + 11 : json ? "null" : "n/a");
 	cvm_ctl_send(conn, CVM_CTL_EXIT, 0, out, len + 1, NULL, 0);
 	_exit(0);
 }

@@ -55,6 +55,11 @@ struct cvm_control_ctx {
 	int notify_sock;                        /* sysinfo(2) listeners go there, or -1 */
 };
 
+/* What cvm status prints (text, or one JSON object whose every string is
+ * escaped) about the workspace @pid and its cgroup @cg (NULL: none), from
+ * the cgroup's files. Returns the length written into @out. */
+size_t cvm_status_format(const struct cvm_cgroup *cg, pid_t pid, bool json, char *out, size_t len);
+
 /* Bind and listen; returns a CLOEXEC|NONBLOCK fd. */
 int cvm_control_listen(const char *path, struct cvm_error *err);
 

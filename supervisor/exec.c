@@ -34,8 +34,12 @@ static void exec_usage(FILE *out)
 	      "  -w, --workdir DIR    working directory inside (default: the user's home)\n"
 	      "  -t, --tty            give CMD a terminal (a pty of the workspace) and\n"
 	      "                       follow this terminal's size\n"
-	      "      --socket PATH    the supervisor's control socket (default: \n"
-	      "                       $CVM_SUPERVISOR_CONTROL_SOCKET or " CVM_DEFAULT_CONTROL_SOCKET ")\n"
+	      "      --socket PATH    the supervisor's control socket (default: [supervisor]\n"
+	      "                       control_socket as `cvm run` reads it: the config file,\n"
+	      "                       then $CVM_SUPERVISOR_CONTROL_SOCKET; else\n"
+	      "                       " CVM_DEFAULT_CONTROL_SOCKET ")\n"
+	      "  -c, --config FILE    INI config (default $CVM_CONFIG, else " CVM_DEFAULT_CONFIG_PATH "\n"
+	      "                       if present)\n"
 	      "  -h, --help           show this help\n"
 	      "\n"
 	      "Exit status: CMD's, or 128+N when signal N killed it; 127 if CMD is not\n"
@@ -47,7 +51,8 @@ static void exec_usage(FILE *out)
 }
 
 struct exec_args {
-	const char *user, *workdir, *socket;
+	const char *user, *workdir, *socket, *config;
+	char socket_path[4096];
 	bool tty;
 	char **argv;
 	int argc;
@@ -58,17 +63,19 @@ static int parse_exec_args(int argc, char *argv[], struct exec_args *a)
 	static const struct option longopts[] = {
 		{ "user", required_argument, NULL, 'u' }, { "workdir", required_argument, NULL, 'w' },
 		{ "tty", no_argument, NULL, 't' }, { "socket", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
+	struct cvm_error err = { 0 };
 	int opt;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+u:w:th", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+u:w:tc:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'u': a->user = optarg; break;
 		case 'w': a->workdir = optarg; break;
 		case 't': a->tty = true; break;
 		case 'S': a->socket = optarg; break;
+		case 'c': a->config = optarg; break;
 		case 'h': exec_usage(stdout); return 1;
 		default: return -1;
 		}
@@ -79,10 +86,12 @@ static int parse_exec_args(int argc, char *argv[], struct exec_args *a)
 		fputs("cvm exec: give a command: cvm exec [-t] -- CMD [ARG...]\n", stderr);
 		return -1;
 	}
-	if (!a->socket)
-		a->socket = getenv("CVM_SUPERVISOR_CONTROL_SOCKET");
-	if (!a->socket)
-		a->socket = CVM_DEFAULT_CONTROL_SOCKET;
+	if (cvm_config_control_socket(a->config, a->socket, a->socket_path, sizeof(a->socket_path),
+				      &err) < 0) {
+		fprintf(stderr, "cvm exec: %s\n", err.msg);
+		return -1;
+	}
+	a->socket = a->socket_path;
 	return 0;
 }
 
@@ -284,7 +293,7 @@ int cvm_cmd_exec(int argc, char *argv[])
 
 static void status_usage(FILE *out)
 {
-	fputs("Usage: cvm status [--json] [--socket PATH]\n"
+	fputs("Usage: cvm status [--json] [--socket PATH] [--config FILE]\n"
 	      "\n"
 	      "Print the running workspace's limits and current use, read from its\n"
 	      "cgroup: memory, CPU quota and time used, processes. Run it in the\n"
@@ -292,8 +301,9 @@ static void status_usage(FILE *out)
 	      "\n"
 	      "Options:\n"
 	      "      --json           one JSON object instead of text\n"
-	      "      --socket PATH    the supervisor's control socket (default:\n"
-	      "                       $CVM_SUPERVISOR_CONTROL_SOCKET or " CVM_DEFAULT_CONTROL_SOCKET ")\n"
+	      "      --socket PATH    the supervisor's control socket (default: as cvm exec)\n"
+	      "  -c, --config FILE    INI config (default $CVM_CONFIG, else " CVM_DEFAULT_CONFIG_PATH "\n"
+	      "                       if present)\n"
 	      "  -h, --help           show this help\n", out);
 }
 
@@ -301,26 +311,33 @@ int cvm_cmd_status(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' }, { "socket", required_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	struct cvm_ctl_hdr h = { .magic = CVM_CTL_MAGIC, .type = CVM_CTL_STATUS };
-	const char *path = getenv("CVM_SUPERVISOR_CONTROL_SOCKET");
-	static char text[16384];
+	const char *flag = NULL, *config = NULL;
+	static char text[16384], path[4096];
+	struct cvm_error err = { 0 };
 	int opt, sock;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		if (opt == 'j')
 			h.flags |= CVM_CTL_JSON;
 		else if (opt == 'S')
-			path = optarg;
+			flag = optarg;
+		else if (opt == 'c')
+			config = optarg;
 		else if (opt == 'h') {
 			status_usage(stdout);
 			return 0;
 		} else
 			return 2;
 	}
-	sock = connect_supervisor(path ? path : CVM_DEFAULT_CONTROL_SOCKET);
+	if (cvm_config_control_socket(config, flag, path, sizeof(path), &err) < 0) {
+		fprintf(stderr, "cvm status: %s\n", err.msg);
+		return 2;
+	}
+	sock = connect_supervisor(path);
 	if (sock < 0)
 		return CVM_EXIT_SETUP_FAILED;
 	if (cvm_ctl_sendmsg(sock, &h, NULL, 0, NULL, 0) < 0 ||

@@ -7,13 +7,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/report.h"
+
 static enum cvm_log_level log_level = CVM_LOG_INFO;
 static enum cvm_log_format log_format = CVM_LOG_TEXT;
+
+/* runtime/ and gpu/ report through here (runtime/report.h). */
+static void log_report(enum cvm_report_level level, const char *component, const char *line)
+{
+	_Static_assert(CVM_REPORT_ERROR == (int)CVM_LOG_ERROR && CVM_REPORT_WARN == (int)CVM_LOG_WARN &&
+		       CVM_REPORT_INFO == (int)CVM_LOG_INFO, "runtime/report.h: levels as log.h's");
+	cvm_log((enum cvm_log_level)level, component, "%s", line);
+}
 
 void cvm_log_setup(enum cvm_log_level level, enum cvm_log_format format)
 {
 	log_level = level;
 	log_format = format;
+	cvm_report_install(log_report);
 }
 
 bool cvm_log_enabled(enum cvm_log_level level)
@@ -87,6 +98,21 @@ size_t cvm_json_escape(char *out, size_t len, const char *in)
 
 /* Fields: ' key=value' in text (quoted and escaped when the value has
  * blanks, quotes or control characters), ',"key":value' in JSON. */
+const char *cvm_json_string(char *out, size_t len, const char *in)
+{
+	size_t n;
+
+	if (!in || len < 8) {
+		snprintf(out, len, "null");
+		return out;
+	}
+	out[0] = '"';
+	n = 1 + cvm_json_escape(out + 1, len - 2, in);
+	out[n++] = '"';
+	out[n] = '\0';
+	return out;
+}
+
 static size_t format_fields(char *out, size_t len, const struct cvm_log_field *f, size_t n,
 			    bool json)
 {

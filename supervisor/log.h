@@ -39,6 +39,8 @@ void cvm_log_fields(enum cvm_log_level level, const char *component,
 /* JSON string escaping (quotes, backslashes, control chars; bytes that are
  * not UTF-8 become U+FFFD) of @in into @out; returns the length written. */
 size_t cvm_json_escape(char *out, size_t len, const char *in);
+/* @in as a JSON value in @out: "escaped", or null for NULL. Returns @out. */
+const char *cvm_json_string(char *out, size_t len, const char *in);
 
 #define log_error(component, ...) cvm_log(CVM_LOG_ERROR, component, __VA_ARGS__)
 #define log_warn(component, ...) cvm_log(CVM_LOG_WARN, component, __VA_ARGS__)

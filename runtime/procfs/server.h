@@ -20,10 +20,7 @@
 #include <time.h>
 
 #include "runtime/error.h"
-
-/* The files, by the name they have in the FUSE mount. */
-#define CVM_PROCFS_FILES "meminfo", "cpuinfo", "stat", "uptime", "swaps", "cpu_online", \
-	"loadavg", "diskstats"
+#include "files.h"          /* CVM_PROCFS_FILES, cvm_procfs_target() */
 
 /* What a server leaves for the next one (backing ids and the passthrough
  * opens that pin them): PID 1 maps it shared before the first server. */
@@ -49,32 +46,14 @@ struct cvm_procfs {
 /* Serve until the connection goes away (0) or fails (-1 with @err). */
 int cvm_procfs_serve(const struct cvm_procfs *p, struct cvm_error *err);
 
+/* One server's state (state.h), for answering requests without serving:
+ * the unit tests and the fuzzer. @p must outlive it. NULL: no memory. */
+struct cvm_procfs_server;
+struct cvm_procfs_server *cvm_procfs_server_new(const struct cvm_procfs *p);
+void cvm_procfs_server_free(struct cvm_procfs_server *s);
+
 /* Answer one request read from /dev/fuse (@n bytes) on @fd. Exposed for
  * the fuzzer: whatever the bytes, an error reply or nothing, never a crash. */
-int cvm_procfs_handle(int fd, const char *req, size_t n, const struct cvm_procfs *p);
-
-/* sysinfo(2) as /proc/meminfo, uptime and loadavg say it to @pid (its
- * cgroup's memory, the workspace's uptime and load). 0 or -1. */
-struct sysinfo;
-int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si);
-
-/* The notification being answered (in the state shared across restarts). */
-struct cvm_procfs_inflight {
-	uint64_t id;
-	uint64_t addr;          /* the caller's struct sysinfo */
-	uint32_t pid;           /* the caller, as this server's pid namespace numbers it */
-	int32_t nr;
-	bool busy;
-};
-struct cvm_procfs_inflight *cvm_procfs_inflight(void);
-
-/* Take one notification from @listener and answer it (runtime/procfs/
- * sysinfo.c). -1 when the listener fails. */
-int cvm_procfs_answer(const struct cvm_procfs *p, int listener);
-/* Answer the one a dead server took from @listener, if it was there. */
-void cvm_procfs_answer_pending(const struct cvm_procfs *p, int listener);
-
-/* Where a file of the mount goes inside the workspace ("/proc/meminfo"). */
-const char *cvm_procfs_target(const char *name);
+int cvm_procfs_handle(struct cvm_procfs_server *s, int fd, const char *req, size_t n);
 
 #endif

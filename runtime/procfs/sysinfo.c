@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "runtime/cleanup.h"
-#include "server.h"
+#include "state.h"
 
 /* <linux/seccomp.h>, which musl-gcc does not see. */
 struct cvm_seccomp_notif {
@@ -85,12 +85,12 @@ static int deliver(int listener, const struct cvm_procfs_inflight *c, const stru
 	return 0;
 }
 
-static void answer(const struct cvm_procfs *p, int listener, struct cvm_procfs_inflight *c)
+static void answer(struct cvm_procfs_server *s, int listener, struct cvm_procfs_inflight *c)
 {
 	struct cvm_seccomp_notif_resp r = { .id = c->id };
 	struct sysinfo si;
 
-	if (c->nr != SYS_sysinfo || cvm_procfs_sysinfo(p, (pid_t)c->pid, &si) < 0)
+	if (c->nr != SYS_sysinfo || cvm_procfs_sysinfo(s, (pid_t)c->pid, &si) < 0)
 		r.flags = CVM_SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 	else if (deliver(listener, c, &si, &r) < 0) {
 		c->busy = false;
@@ -100,9 +100,9 @@ static void answer(const struct cvm_procfs *p, int listener, struct cvm_procfs_i
 	c->busy = false;
 }
 
-int cvm_procfs_answer(const struct cvm_procfs *p, int listener)
+int cvm_procfs_answer(struct cvm_procfs_server *s, int listener)
 {
-	struct cvm_procfs_inflight *c = cvm_procfs_inflight();
+	struct cvm_procfs_inflight *c = &s->st->inflight;
 	struct cvm_seccomp_notif n = { 0 };
 
 	if (ioctl(listener, CVM_SECCOMP_NOTIF_RECV, &n) < 0)
@@ -114,15 +114,15 @@ int cvm_procfs_answer(const struct cvm_procfs *p, int listener)
 	c->addr = n.args[0];
 	c->id = n.id;
 	c->busy = true;
-	answer(p, listener, c);
+	answer(s, listener, c);
 	return 0;
 }
 
-void cvm_procfs_answer_pending(const struct cvm_procfs *p, int listener)
+void cvm_procfs_answer_pending(struct cvm_procfs_server *s, int listener)
 {
-	struct cvm_procfs_inflight *c = cvm_procfs_inflight();
+	struct cvm_procfs_inflight *c = &s->st->inflight;
 	uint64_t id = c->id;
 
 	if (c->busy && ioctl(listener, CVM_SECCOMP_NOTIF_ID_VALID, &id) == 0)
-		answer(p, listener, c);
+		answer(s, listener, c);
 }

@@ -13,17 +13,11 @@
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
 #include "render.h"
-#include "server.h"
-#include "view.h"
-
-#define N_FILES CVM_PROCFS_N_FILES
+#include "state.h"
 
 static ssize_t slurp(const char *path, char *buf, size_t len);
 
 /* ---- the workspace's load -------------------------------------------------- */
-
-static struct cvm_loadavg load;
-static unsigned load_running, load_total, load_lastpid;
 
 double cvm_procfs_now(void)
 {
@@ -80,28 +74,28 @@ static unsigned inner_pid(unsigned pid)
 }
 
 /* Count now; with @tick, also apply the 5 s ticks that are due. */
-static void sample_load(const struct cvm_procfs *p, bool tick)
+static void sample_load(struct cvm_procfs_server *s, bool tick)
 {
 	unsigned active = 0, newest = 0;
 
-	if (!p->cg_top[0])
+	if (!s->cfg->cg_top[0])
 		return;
-	load_running = load_total = 0;
-	count_tasks(p->cg_top, &active, &load_running, &load_total, &newest);
-	load_lastpid = inner_pid(newest);
+	s->load_running = s->load_total = 0;
+	count_tasks(s->cfg->cg_top, &active, &s->load_running, &s->load_total, &newest);
+	s->load_lastpid = inner_pid(newest);
 	if (tick)
-		cvm_loadavg_tick(&load, cvm_procfs_now(), active);
+		cvm_loadavg_tick(&s->load, cvm_procfs_now(), active);
 }
 
-void cvm_procfs_load_start(void)
+void cvm_procfs_load_start(struct cvm_procfs_server *s)
 {
-	load.last = cvm_procfs_now();
+	s->load.last = cvm_procfs_now();
 }
 
-void cvm_procfs_load_due(const struct cvm_procfs *p)
+void cvm_procfs_load_due(struct cvm_procfs_server *s)
 {
-	if (cvm_procfs_now() - load.last >= 5.0)
-		sample_load(p, true);
+	if (cvm_procfs_now() - s->load.last >= 5.0)
+		sample_load(s, true);
 }
 
 static ssize_t slurp(const char *path, char *buf, size_t len)
@@ -132,15 +126,15 @@ int cvm_procfs_task_cpu(pid_t pid)
 }
 
 /* The reader's own group, if it is inside the workspace's. */
-static void reader_cgroup(const struct cvm_procfs *p, pid_t pid, char *out, size_t len)
+static void reader_cgroup(struct cvm_procfs_server *s, pid_t pid, char *out, size_t len)
 {
-	static char mnt[4096];        /* found once: mountinfo is long */
-	char path[64], line[4096];
+	const struct cvm_procfs *p = s->cfg;
+	char *mnt = s->cg_mount, path[64], line[4096];
 	cleanup_file FILE *f = NULL;
 
 	snprintf(out, len, "%s", p->cg_top);
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (!p->cg_top[0] || (!mnt[0] && cvm_cgroup_mount(mnt, sizeof(mnt)) < 0) ||
+	if (!p->cg_top[0] || (!mnt[0] && cvm_cgroup_mount(mnt, sizeof(s->cg_mount)) < 0) ||
 	    !(f = fopen(path, "re")))
 		return;
 	while (fgets(line, sizeof(line), f))
@@ -155,59 +149,126 @@ static void reader_cgroup(const struct cvm_procfs *p, pid_t pid, char *out, size
 		}
 }
 
-static ssize_t render(const struct cvm_procfs *p, unsigned file, const char *leaf, char *out,
-		      size_t len)
+/* ---- the renderers: one per file, by files.h's list ------------------------ */
+
+/* What a renderer gets: the reader's view and the CPUs it sees (each as
+ * the file's flags ask), and the server for the rest. */
+struct render_in {
+	struct cvm_procfs_server *s;
+	enum cvm_procfs_file file;
+	const struct cvm_cg_view *v;
+	const struct cvm_cpuset *cpus;
+};
+typedef ssize_t render_fn(const struct render_in *in, char *out, size_t len);
+
+/* The host's own file of the same path, into the server's scratch buffer. */
+static const char *host_file(const struct render_in *in)
 {
-	static char host[CVM_PROCFS_MAX_FILE];
-	char online_text[4096] = "0";
-	struct cvm_cg_view v;
-	struct cvm_cpuset online, cpus;
-	struct cvm_error err = { 0 };
+	struct cvm_procfs_server *s = in->s;
+
+	return slurp(cvm_procfs_files[in->file].path, s->host, sizeof(s->host)) < 0 ? NULL : s->host;
+}
+
+static ssize_t render_meminfo(const struct render_in *in, char *out, size_t len)
+{
+	const char *host = host_file(in);
+
+	return host ? cvm_render_meminfo(host, in->v, out, len) : -1;
+}
+
+static ssize_t render_cpuinfo(const struct render_in *in, char *out, size_t len)
+{
+	const char *host = host_file(in);
+
+	return host ? cvm_render_cpuinfo(host, in->cpus, out, len) : -1;
+}
+
+static ssize_t render_stat(const struct render_in *in, char *out, size_t len)
+{
+	const char *host = host_file(in);
+
+	return host ? cvm_render_stat(host, in->cpus, out, len) : -1;
+}
+
+static ssize_t render_uptime(const struct render_in *in, char *out, size_t len)
+{
+	const struct timespec *start = &in->s->cfg->start;
 	struct timespec now;
 
-	static const char *const host_files[] = { "/proc/meminfo", "/proc/cpuinfo", "/proc/stat",
-		NULL, "/proc/swaps", NULL, "/proc/loadavg", "/proc/diskstats" };
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	return cvm_render_uptime((double)(now.tv_sec - start->tv_sec) +
+				 (double)(now.tv_nsec - start->tv_nsec) / 1e9,
+				 cvm_cpuset_count(in->cpus), (double)in->v->usage_usec / 1e6, out, len);
+}
 
-	if (!p->cg_top[0] && host_files[file])
-		/* No cgroup of its own (cvm not PID 1): the host's numbers. */
-		return slurp(host_files[file], out, len);
-	if (file == 6) {
-		sample_load(p, false);  /* running/total are of this moment */
-		return cvm_render_loadavg(&load, load_running, load_total, load_lastpid, out, len);
+static ssize_t render_swaps(const struct render_in *in, char *out, size_t len)
+{
+	return cvm_render_swaps(in->v, out, len);
+}
+
+static ssize_t render_cpulist(const struct render_in *in, char *out, size_t len)
+{
+	return cvm_render_cpulist(in->cpus, out, len);
+}
+
+static ssize_t render_loadavg(const struct render_in *in, char *out, size_t len)
+{
+	struct cvm_procfs_server *s = in->s;
+
+	sample_load(s, false);  /* running/total are of this moment */
+	return cvm_render_loadavg(&s->load, s->load_running, s->load_total, s->load_lastpid, out, len);
+}
+
+static ssize_t render_diskstats(const struct render_in *in, char *out, size_t len)
+{
+	struct cvm_procfs_server *s = in->s;
+	const char *host;
+
+	if (cvm_cgroup_read_at(s->cfg->cg_top, "io.stat", s->io, sizeof(s->io)) < 0)
+		s->io[0] = '\0';
+	host = host_file(in);
+	return host ? cvm_render_diskstats(host, s->io, out, len) : -1;
+}
+
+#define RENDERER(type, name, path, flags, render) [CVM_PROCFS_##type] = render_##render,
+static render_fn *const renderers[CVM_PROCFS_N_FILES] = { CVM_PROCFS_FILE_LIST(RENDERER) };
+#undef RENDERER
+
+/* The reader's view and CPUs, as much of them as @flags ask for. */
+static void view_for(const struct cvm_procfs *p, unsigned flags, const char *leaf,
+		     struct cvm_cg_view *v, struct cvm_cpuset *cpus)
+{
+	char online_text[4096] = "0";
+	struct cvm_cpuset online;
+	struct cvm_error err = { 0 };
+	unsigned what = flags & CVM_PROCFS_MEM_VIEW ? CVM_VIEW_MEM : CVM_VIEW_CPU;
+
+	if (!p->cg_top[0] || cvm_cg_view_load(p->cg_top, leaf, what, v, &err) < 0) {
+		memset(v, 0, sizeof(*v));
+		v->mem_max = v->swap_max = CVM_NO_LIMIT;
 	}
-	if (file == 7) {
-		static char io[CVM_PROCFS_MAX_FILE];
-		if (cvm_cgroup_read_at(p->cg_top, "io.stat", io, sizeof(io)) < 0)
-			io[0] = '\0';
-		return slurp("/proc/diskstats", host, sizeof(host)) < 0 ? -1 :
-			cvm_render_diskstats(host, io, out, len);
-	}
-	if (!p->cg_top[0] || cvm_cg_view_load(p->cg_top, leaf, file == 0 || file == 4 ?
-					      CVM_VIEW_MEM : CVM_VIEW_CPU, &v, &err) < 0) {
-		memset(&v, 0, sizeof(v));
-		v.mem_max = v.swap_max = CVM_NO_LIMIT;
-	}
-	if (file != 0 && file != 4) {
+	if (flags & CVM_PROCFS_CPU_VIEW) {
 		slurp("/sys/devices/system/cpu/online", online_text, sizeof(online_text));
 		if (cvm_cpuset_parse(online_text, &online) < 0)
 			cvm_cpuset_parse("0", &online);
-		cvm_visible_cpus(&v, &online, &cpus);
+		cvm_visible_cpus(v, &online, cpus);
 	}
-	switch (file) {
-	case 0: return slurp("/proc/meminfo", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_meminfo(host, &v, out, len);
-	case 1: return slurp("/proc/cpuinfo", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_cpuinfo(host, &cpus, out, len);
-	case 2: return slurp("/proc/stat", host, sizeof(host)) < 0 ? -1 :
-		cvm_render_stat(host, &cpus, out, len);
-	case 3:
-		clock_gettime(CLOCK_BOOTTIME, &now);
-		return cvm_render_uptime((double)(now.tv_sec - p->start.tv_sec) +
-					 (double)(now.tv_nsec - p->start.tv_nsec) / 1e9,
-					 cvm_cpuset_count(&cpus), (double)v.usage_usec / 1e6, out, len);
-	case 4: return cvm_render_swaps(&v, out, len);
-	default: return cvm_render_cpulist(&cpus, out, len);
-	}
+}
+
+static ssize_t render(struct cvm_procfs_server *s, enum cvm_procfs_file file, const char *leaf,
+		      char *out, size_t len)
+{
+	const struct cvm_procfs_file_info *f = &cvm_procfs_files[file];
+	struct cvm_cg_view v;
+	struct cvm_cpuset cpus;
+	struct render_in in = { s, file, &v, &cpus };
+
+	if (!s->cfg->cg_top[0] && (f->flags & CVM_PROCFS_HOST_FILE))
+		/* No cgroup of its own (cvm not PID 1): the host's numbers. */
+		return slurp(f->path, out, len);
+	if (f->flags & (CVM_PROCFS_MEM_VIEW | CVM_PROCFS_CPU_VIEW))
+		view_for(s->cfg, f->flags, leaf, &v, &cpus);
+	return renderers[file](&in, out, len);
 }
 
 /* ---- snapshots ------------------------------------------------------------- */
@@ -220,48 +281,45 @@ static uint64_t hash(const char *s)
 	return h | 1;                               /* never 0: 0 is "none" */
 }
 
-const struct cvm_procfs_leaf *cvm_procfs_reader(const struct cvm_procfs *p, pid_t pid, double now)
+const struct cvm_procfs_leaf *cvm_procfs_reader(struct cvm_procfs_server *s, pid_t pid, double now)
 {
-	static struct cvm_procfs_leaf cache[16];
-	static unsigned next;
+	struct cvm_procfs_leaf *cache = s->leaves;
 
-	for (size_t i = 0; i < 16; i++)
+	for (size_t i = 0; i < CVM_PROCFS_N_LEAVES; i++)
 		if (cache[i].key && cache[i].pid == pid && now - cache[i].at < CVM_PROCFS_TTL)
 			return &cache[i];
-	struct cvm_procfs_leaf *e = &cache[next++ % 16];
-	reader_cgroup(p, pid, e->path, sizeof(e->path));
+	struct cvm_procfs_leaf *e = &cache[s->next_leaf++ % CVM_PROCFS_N_LEAVES];
+	reader_cgroup(s, pid, e->path, sizeof(e->path));
 	e->pid = pid;
 	e->at = now;
 	e->key = hash(e->path);
 	return e;
 }
 
-static size_t last_len[N_FILES];   /* per file: the length of the last snapshot */
-
-size_t cvm_procfs_last_len(unsigned file)
+size_t cvm_procfs_last_len(const struct cvm_procfs_server *s, enum cvm_procfs_file file)
 {
-	return file < N_FILES ? last_len[file] : 0;
+	/* a failed render leaves the last good one's length */
+	return (unsigned)file < CVM_PROCFS_N_FILES ? s->snaps[file].len : 0;
 }
 
-const struct cvm_procfs_snapshot *cvm_procfs_snapshot(const struct cvm_procfs *p, unsigned file,
+const struct cvm_procfs_snapshot *cvm_procfs_snapshot(struct cvm_procfs_server *s,
+						      enum cvm_procfs_file file,
 						      const struct cvm_procfs_leaf *e, double now)
 {
-	static struct cvm_procfs_snapshot snaps[N_FILES];
-	struct cvm_procfs_snapshot *s = &snaps[file];
+	struct cvm_procfs_snapshot *snap = &s->snaps[file];
 	ssize_t n;
 
-	if (s->key == e->key && now - s->at < CVM_PROCFS_TTL)
-		return s;
-	s->key = 0;
-	n = render(p, file, e->path, s->data, sizeof(s->data) - 1);
+	if (snap->key == e->key && now - snap->at < CVM_PROCFS_TTL)
+		return snap;
+	snap->key = 0;
+	n = render(s, file, e->path, snap->data, sizeof(snap->data) - 1);
 	if (n < 0)
 		return NULL;
-	s->data[n] = '\0';            /* for cvm_procfs_sysinfo's parsing */
-	s->len = (size_t)n;
-	s->key = e->key;
-	s->at = now;
-	last_len[file] = s->len;
-	return s;
+	snap->data[n] = '\0';         /* for cvm_procfs_sysinfo's parsing */
+	snap->len = (size_t)n;
+	snap->key = e->key;
+	snap->at = now;
+	return snap;
 }
 
 /* ---- sysinfo(2) ---------------------------------------------------------------- */
@@ -276,11 +334,12 @@ static unsigned long meminfo_bytes(const char *text, const char *key)
 	return 0;
 }
 
-int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si)
+int cvm_procfs_sysinfo(struct cvm_procfs_server *s, pid_t pid, struct sysinfo *si)
 {
+	const struct cvm_procfs *p = s->cfg;
 	double now = cvm_procfs_now();
-	const struct cvm_procfs_snapshot *m = cvm_procfs_snapshot(p, 0, cvm_procfs_reader(p, pid, now),
-								  now);
+	const struct cvm_procfs_snapshot *m =
+		cvm_procfs_snapshot(s, CVM_PROCFS_MEMINFO, cvm_procfs_reader(s, pid, now), now);
 	struct timespec t;
 
 	if (!m || sysinfo(si) < 0)      /* ours is the host's: loads and procs without a cgroup */
@@ -303,11 +362,11 @@ int cvm_procfs_sysinfo(const struct cvm_procfs *p, pid_t pid, struct sysinfo *si
 	}
 	si->uptime = t.tv_sec + (t.tv_nsec > 0);
 	if (p->cg_top[0]) {
-		if (!load_total)
-			sample_load(p, false);
+		if (!s->load_total)
+			sample_load(s, false);
 		for (int i = 0; i < 3; i++)
-			si->loads[i] = load.avg[i] << 5;    /* FSHIFT 11 -> SI_LOAD_SHIFT 16 */
-		si->procs = (unsigned short)(load_total > 0xffff ? 0xffff : load_total);
+			si->loads[i] = s->load.avg[i] << 5;    /* FSHIFT 11 -> SI_LOAD_SHIFT 16 */
+		si->procs = (unsigned short)(s->load_total > 0xffff ? 0xffff : s->load_total);
 	}
 	return 0;
 }

@@ -5,9 +5,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "server.h"
+#include "files.h"
 
-#define CVM_PROCFS_N_FILES 8            /* CVM_PROCFS_FILES */
+struct cvm_procfs_server;
+
 #define CVM_PROCFS_MAX_FILE (256 * 1024)
 
 /* How long a render (and the reader -> cgroup lookup) is reused: below the
@@ -27,7 +28,7 @@ struct cvm_procfs_leaf {
 	uint64_t key;           /* hash of path, never 0 */
 	char path[4096];
 };
-const struct cvm_procfs_leaf *cvm_procfs_reader(const struct cvm_procfs *p, pid_t pid, double now);
+const struct cvm_procfs_leaf *cvm_procfs_reader(struct cvm_procfs_server *s, pid_t pid, double now);
 
 struct cvm_procfs_snapshot {
 	uint64_t key;           /* whose: the reader cgroup's hash */
@@ -37,16 +38,17 @@ struct cvm_procfs_snapshot {
 };
 /* @file as a reader in @e's cgroup sees it now (rendered at most TTL ago);
  * NULL when it cannot be rendered. */
-const struct cvm_procfs_snapshot *cvm_procfs_snapshot(const struct cvm_procfs *p, unsigned file,
+const struct cvm_procfs_snapshot *cvm_procfs_snapshot(struct cvm_procfs_server *s,
+						      enum cvm_procfs_file file,
 						      const struct cvm_procfs_leaf *e, double now);
 /* The length of the last render of @file (0: none yet). */
-size_t cvm_procfs_last_len(unsigned file);
+size_t cvm_procfs_last_len(const struct cvm_procfs_server *s, enum cvm_procfs_file file);
 
 /* The CPU @pid last ran on (field 39 of /proc/PID/stat), or -1. */
 int cvm_procfs_task_cpu(pid_t pid);
 
 /* The workspace's load: start the 5 s clock; take the samples that are due. */
-void cvm_procfs_load_start(void);
-void cvm_procfs_load_due(const struct cvm_procfs *p);
+void cvm_procfs_load_start(struct cvm_procfs_server *s);
+void cvm_procfs_load_due(struct cvm_procfs_server *s);
 
 #endif

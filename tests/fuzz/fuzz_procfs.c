@@ -18,7 +18,9 @@ static char out[1 << 18];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int devnull = -1;
-	struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1, .passthrough = true };
+	/* one server for every input, as one serves every request */
+	static const struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1, .passthrough = true };
+	static struct cvm_procfs_server *srv;
 	struct cvm_cg_view v;
 	struct cvm_cpuset c;
 	char *text;
@@ -27,6 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (devnull < 0)
 		devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (!srv && !(srv = cvm_procfs_server_new(&p)))
+		return 0;
 	text = malloc(size);
 	if (!text)
 		return 0;
@@ -36,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v.mem_max = v.swap_max = CVM_NO_LIMIT;
 	cvm_cpuset_parse("0-3", &c);
 	switch (data[0] % 6) {
-	case 0: cvm_procfs_handle(devnull, (const char *)data + 1, size - 1, &p); break;
+	case 0: cvm_procfs_handle(srv, devnull, (const char *)data + 1, size - 1); break;
 	case 1: cvm_render_meminfo(text, &v, out, sizeof(out)); break;
 	case 2: cvm_render_cpuinfo(text, &c, out, sizeof(out)); break;
 	case 3: cvm_render_stat(text, &c, out, sizeof(out)); break;

@@ -111,6 +111,25 @@ t_no_socket_clear_error() {
 	grep -q "cannot reach the workspace supervisor at /nonexistent/sock" err || { say "$(cat err)"; return 1; }
 }
 
+# [supervisor] control_socket from the INI file `cvm run` read: cvm exec and
+# cvm status given only that file (--config, or CVM_CONFIG) reach it there.
+t_socket_from_the_config_file() {
+	local name=ini.$$ ini=$STATE.ini sock=/run/cvm-ini/ctl.sock
+	printf '[supervisor]\ncontrol_socket = %s\n' "$sock" > "$ini"
+	outer_start "$name" -- "$CVM" run --config "$ini" --rootfs "$ROOTFS" --state "$STATE.ini-state" \
+		-- sleep 1000 || return 1
+	for _ in $(seq 200); do outer_exec "$name" test -S "$sock" 2>/dev/null && break; sleep 0.05; done
+	# the default path is not there: without the file, nothing is found
+	outer_exec "$name" "$CVM" exec -- true 2> err; expect_eq "exit without the file" "$?" 125 || return 1
+	out=$(outer_exec "$name" "$CVM" exec --config "$ini" -- echo via-flag) || { say "$out"; return 1; }
+	expect_eq "exec --config" "$out" via-flag || return 1
+	out=$(outer_exec "$name" env CVM_CONFIG="$ini" "$CVM" exec -- echo via-env) || { say "$out"; return 1; }
+	expect_eq "exec with CVM_CONFIG" "$out" via-env || return 1
+	out=$(outer_exec "$name" "$CVM" status --config "$ini" --json) || { say "$out"; return 1; }
+	echo "$out" | grep -q '^{"pid": ' || { say "status: $out"; return 1; }
+	outer_signal "$name" TERM; outer_wait "$name" 20; expect_eq "stop" "$?" 143
+}
+
 t_only_outer_root_may_connect() {
 	out=$(outer_exec "$WS" setpriv --reuid 1000 --regid 1000 --clear-groups "$CVM" exec -- true 2>&1)
 	[ $? -ne 0 ] || { say "uid 1000 ran a command"; return 1; }

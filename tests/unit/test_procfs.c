@@ -227,10 +227,9 @@ END_TEST
 
 /* The protocol side: requests as the kernel sends them, answers read back
  * from the other end of a socket pair (one message per answer). */
-static uint64_t request(int fd, int peer, uint32_t opcode, uint64_t unique, const void *arg,
-			size_t len)
+static uint64_t request(struct cvm_procfs_server *srv, int fd, int peer, uint32_t opcode,
+			uint64_t unique, const void *arg, size_t len)
 {
-	struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1 };
 	char req[256], ans[256];
 	struct cvm_fuse_in_header h = { (uint32_t)(sizeof(h) + len), opcode, unique, 2 /* meminfo */,
 					0, 0, (uint32_t)getpid(), 0, 0 };
@@ -239,7 +238,7 @@ static uint64_t request(int fd, int peer, uint32_t opcode, uint64_t unique, cons
 
 	memcpy(req, &h, sizeof(h));
 	memcpy(req + sizeof(h), arg, len);
-	ck_assert_int_ge(cvm_procfs_handle(fd, req, sizeof(h) + len, &p), 0);
+	ck_assert_int_ge(cvm_procfs_handle(srv, fd, req, sizeof(h) + len), 0);
 	ssize_t n = read(peer, ans, sizeof(ans));
 	ck_assert_int_ge(n, (ssize_t)sizeof(o));
 	memcpy(&o, ans, sizeof(o));
@@ -260,22 +259,26 @@ START_TEST(resent_release_closes_only_its_own_open)
 	int sv[2];
 	struct cvm_fuse_open_in open_in = { O_RDONLY, 0 };
 	struct cvm_fuse_read_in release_in = { 0 };
+	struct cvm_procfs p = { .fuse_fd = -1, .ctl_fd = -1 };
+	struct cvm_procfs_server *srv = cvm_procfs_server_new(&p);
 
+	ck_assert_ptr_nonnull(srv);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-	uint64_t first = request(sv[0], sv[1], CVM_FUSE_OPEN, 10, &open_in, sizeof(open_in));
+	uint64_t first = request(srv, sv[0], sv[1], CVM_FUSE_OPEN, 10, &open_in, sizeof(open_in));
 	release_in.fh = first;
-	request(sv[0], sv[1], CVM_FUSE_RELEASE, 12, &release_in, sizeof(release_in));
-	uint64_t second = request(sv[0], sv[1], CVM_FUSE_OPEN, 14, &open_in, sizeof(open_in));
+	request(srv, sv[0], sv[1], CVM_FUSE_RELEASE, 12, &release_in, sizeof(release_in));
+	uint64_t second = request(srv, sv[0], sv[1], CVM_FUSE_OPEN, 14, &open_in, sizeof(open_in));
 	/* the same slot, told apart */
 	ck_assert_uint_eq(second & 0xffff, first & 0xffff);
 	ck_assert_uint_ne(second, first);
-	request(sv[0], sv[1], CVM_FUSE_RELEASE, 12 | CVM_FUSE_UNIQUE_RESEND, &release_in,
+	request(srv, sv[0], sv[1], CVM_FUSE_RELEASE, 12 | CVM_FUSE_UNIQUE_RESEND, &release_in,
 		sizeof(release_in));
 	/* still open: a third open takes another slot */
-	uint64_t third = request(sv[0], sv[1], CVM_FUSE_OPEN, 16, &open_in, sizeof(open_in));
+	uint64_t third = request(srv, sv[0], sv[1], CVM_FUSE_OPEN, 16, &open_in, sizeof(open_in));
 	ck_assert_uint_ne(third & 0xffff, second & 0xffff);
 	close(sv[0]);
 	close(sv[1]);
+	cvm_procfs_server_free(srv);
 }
 END_TEST
 
