@@ -190,6 +190,21 @@ t_no_terminal_no_console() {
 	echo "$out" | grep -qx 'not a tty' || { say "$out"; return 1; }
 }
 
+# Attack from inside: look for a handle on the outer terminal (where
+# TIOCSTI would type into the shell that started cvm). Every terminal any
+# process inside holds, and /dev/console, must be of the workspace's own
+# devpts (/dev/tty, 5:0, is each process's own controlling terminal).
+t_outer_terminal_out_of_reach() {
+	term_start reach || return 1
+	term_type reach "$(run_unshared reach)" || return 1
+	term_wait reach 'workspace ready' || return 1
+	term_type reach 'pts=$(stat -c %d /dev/pts/ptmx); n=0; for f in /proc/[0-9]*/fd/* /dev/console /dev/tty; do set -- $(stat -L -c "%d %F" "$f" 2>/dev/null); [ "$2 $3" = "character special" ] || continue; case $(stat -L -c %t:%T "$f") in 5:0) ;; 88:*|5:*) n=$((n+1)); [ "$1" = "$pts" ] || echo "OUTER $f"; esac; done; echo "ttys checked $n"'
+	term_wait reach '^ttys checked [1-9][0-9]*$' || return 1
+	[ "$(term_count reach '^OUTER ')" = 0 ] || { term_screen reach | grep '^OUTER ' >&2; return 1; }
+	term_type reach 'exit'
+	term_wait reach '^outer\$ $'
+}
+
 # systemd as init on the console, as `docker run -it` of a systemd image
 # gives: its boot messages and console-getty's login prompt come through
 # the relay, though systemd opens and closes /dev/console as it goes. cvm
@@ -218,7 +233,7 @@ t_systemd_on_the_console() {
 
 for t in run_from_a_terminal job_control window_size_and_sigwinch demo_gives_a_prompt \
 	exec_t_from_tmux exec_t_from_script ignored_signals_stay_outside no_terminal_no_console \
-	systemd_on_the_console; do
+	outer_terminal_out_of_reach systemd_on_the_console; do
 	run_test "$t" "t_$t"
 done
 finish
