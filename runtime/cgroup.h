@@ -28,11 +28,56 @@ struct cvm_cgroup {
 	int ws_fd;              /* O_DIRECTORY fd of ws, for CLONE_INTO_CGROUP */
 };
 
+/* What cvm needs, and how to get it (for messages). */
+#define CVM_CGROUP_NEEDS "cgroup v2, the unified hierarchy (Linux 5.14 or later, as cvm uses " \
+	"cgroup.kill and CLONE_INTO_CGROUP), mounted at /sys/fs/cgroup and containing cvm's " \
+	"own cgroup"
+#define CVM_CGROUP_FIX_V2 "boot the node with systemd.unified_cgroup_hierarchy=1 on its " \
+	"kernel command line (the default since systemd 247: Debian 11, Ubuntu 21.10, RHEL 9, " \
+	"Amazon Linux 2023); with Docker, run on such a cgroup v2 host, where " \
+	"--cgroupns=private is the default"
+#define CVM_CGROUP_FIX_BIND "give the container its own cgroup at /sys/fs/cgroup: a private " \
+	"cgroup namespace with cgroup2 mounted there (docker --cgroupns=private, the default " \
+	"on cgroup v2), not a bind of another group's subtree"
+
+/* The host's cgroups, as this process sees them. */
+enum cvm_cg_layout {
+	CVM_CG_UNIFIED,         /* cgroup2 only */
+	CVM_CG_HYBRID,          /* v1 hierarchies next to a cgroup2 mount: cvm runs, the
+				 * limits of controllers bound to v1 cannot apply */
+	CVM_CG_V1_ONLY,         /* v1 hierarchies, no cgroup2 mount: refused */
+	CVM_CG_NONE,            /* no cgroup filesystem at all: refused */
+};
+
+struct cvm_cg_host {
+	enum cvm_cg_layout layout;
+	char mount[4096];       /* the visible cgroup2 mount point, or "" */
+	char self[4096];        /* the 0:: path of /proc/self/cgroup */
+	bool has_self;          /* there is a 0:: line */
+	bool self_found;        /* mount + self is a directory: the mount holds our group
+				 * (false: none, or a bind of another subtree) */
+	char v1[512];           /* the v1 hierarchies of /proc/self/cgroup, space-separated
+				 * ("cpu,cpuacct memory name=systemd"), or "" */
+	char v1_mount[4096];    /* where one v1 hierarchy is mounted, or "" */
+};
+
+/* Read @mountinfo and @proc_cgroup (paths, so tests can hand in
+ * fixtures). @live: also check with statfs that a cgroup2 mount point is
+ * still cgroup2 (not hidden by a later mount over it). */
+void cvm_cgroup_host(const char *mountinfo, const char *proc_cgroup, bool live,
+		     struct cvm_cg_host *h);
+
+/* One line: what @h is ("cgroup v1 only here: ...", "the cgroup2 mount
+ * at ... does not contain cvm's own cgroup ...", "hybrid: ..."). */
+void cvm_cgroup_host_why(const struct cvm_cg_host *h, char *out, size_t len);
+
 /* The visible cgroup2 mount point (a container's own /sys/fs/cgroup over
  * the host's hybrid .../unified). 0 or -1. */
 int cvm_cgroup_mount(char *out, size_t len);
 
-/* Where our own cgroup lives in the cgroup2 mount: "<mount><path>". */
+/* Where our own cgroup lives in the cgroup2 mount: "<mount><path>". When
+ * there is none, @err says what the host is, what cvm needs and how to
+ * get it. */
 int cvm_cgroup_self(char *out, size_t len, struct cvm_error *err);
 
 /* Is this process in the host's root cgroup (the initial cgroup namespace's
