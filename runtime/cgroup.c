@@ -310,7 +310,7 @@ int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), 
 	cg->ws_fd = open(cg->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg->ws_fd < 0)
 		return cvm_error_set(err, errno, "cgroup %s", cg->ws);
-	return 0;
+	return cvm_cgroup_v1_enter(&cg->v1, "/proc/self/cgroup", err);
 }
 
 static bool has_controller(const struct cvm_cgroup *cg, const char *file)
@@ -380,4 +380,5 @@ void cvm_cgroup_remove(struct cvm_cgroup *cg)
 	wait_empty(cg->ws);
 	remove_tree(cg->ws);
 	cvm_closep(&cg->ws_fd);
+	cvm_cgroup_v1_leave(&cg->v1);
 }

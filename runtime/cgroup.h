@@ -21,11 +21,29 @@ struct cvm_cg_limit {
 	bool explicit_;         /* set by the user (not "auto"): missing controller is an error */
 };
 
+/* cgroup v1 next to cgroup2 (runtime/cgroup1.c says why): the workspace's
+ * own group in each v1 hierarchy, which cvm joins before the workspace is
+ * cloned. */
+#define CVM_CGROUP_V1_MAX 16
+
+struct cvm_cg1 {
+	char opts[128];         /* the hierarchy, as /proc/self/cgroup names it:
+				 * "cpu,cpuacct", "memory", "name=systemd" */
+	int parent_fd;          /* cvm's group there (on a detached mount), or -1 */
+	bool made;              /* CVM_CGROUP_WORKSPACE is there, ours to remove */
+};
+
+struct cvm_cgroup_v1 {
+	struct cvm_cg1 h[CVM_CGROUP_V1_MAX];
+	size_t n;
+};
+
 struct cvm_cgroup {
 	char root[4096];        /* our cgroup (normally the cgroup namespace root) */
 	char ws[4200];          /* root/workspace */
 	char controllers[256];  /* what root/cgroup.controllers offers */
 	int ws_fd;              /* O_DIRECTORY fd of ws, for CLONE_INTO_CGROUP */
+	struct cvm_cgroup_v1 v1;
 };
 
 /* What cvm needs, and how to get it (for messages). */
@@ -87,7 +105,9 @@ bool cvm_cgroup_in_host_root(void);
 
 /* The layout: cvm into root/cvm.supervisor, every available controller
  * enabled for the children, root/workspace made (emptied first if an
- * earlier run left it). @note gets one line per thing that is missing. */
+ * earlier run left it); on a hybrid host, cvm into CVM_CGROUP_WORKSPACE
+ * under its group in every v1 hierarchy (cvm_cgroup_v1_enter). @note gets
+ * one line per thing that is missing. */
 int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *line, void *arg),
 		     void *arg, struct cvm_error *err);
 
@@ -110,7 +130,21 @@ int cvm_cgroup_read(const struct cvm_cgroup *cg, const char *file, char *buf, si
 /* SIGKILL everything in the workspace group (cgroup.kill). */
 int cvm_cgroup_kill(const struct cvm_cgroup *cg);
 
-/* Kill, wait for it to empty, remove the group and any below it. */
+/* For each v1 hierarchy of @proc_cgroup ("/proc/self/cgroup"): make
+ * CVM_CGROUP_WORKSPACE under this process's group there (kept if an
+ * earlier run left it), a cpuset's CPUs and nodes copied from the parent,
+ * and move this process into it. The groups stay outer root's. */
+int cvm_cgroup_v1_enter(struct cvm_cgroup_v1 *v, const char *proc_cgroup, struct cvm_error *err);
+
+/* Move back to the parent groups and remove what cvm_cgroup_v1_enter made. */
+void cvm_cgroup_v1_leave(struct cvm_cgroup_v1 *v);
+
+/* rmdir @name at @dirfd, retried while the kernel still sees it busy (a
+ * task that just left); 0 also when it is gone already. */
+int cvm_cgroup_rmdir_at(int dirfd, const char *name);
+
+/* Kill, wait for it to empty, remove the group and any below it, and the
+ * v1 groups. */
 void cvm_cgroup_remove(struct cvm_cgroup *cg);
 
 #endif
