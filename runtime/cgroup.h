@@ -136,6 +136,11 @@ int cvm_cgroup_kill(const struct cvm_cgroup *cg);
  * and move this process into it. The groups stay outer root's. */
 int cvm_cgroup_v1_enter(struct cvm_cgroup_v1 *v, const char *proc_cgroup, struct cvm_error *err);
 
+/* For cvm check: what cvm_cgroup_v1_enter needs, tried with a scratch
+ * cvm-check.XXXXXX group in each hierarchy that nothing joins, removed
+ * again. *@n: the hierarchies done. */
+int cvm_cgroup_v1_probe(const char *proc_cgroup, size_t *n, struct cvm_error *err);
+
 /* Move back to the parent groups and remove what cvm_cgroup_v1_enter made. */
 void cvm_cgroup_v1_leave(struct cvm_cgroup_v1 *v);
 

@@ -155,32 +155,89 @@ static int enter_one(struct cvm_cg1 *h, const char *path, struct cvm_error *err)
 	return 0;
 }
 
-int cvm_cgroup_v1_enter(struct cvm_cgroup_v1 *v, const char *proc_cgroup, struct cvm_error *err)
+/* Call @fn for each v1 hierarchy of @proc_cgroup: its name and our path. */
+static int each_hierarchy(const char *proc_cgroup,
+			  int (*fn)(const char *ctl, const char *path, void *arg, struct cvm_error *err),
+			  void *arg, struct cvm_error *err)
 {
 	cleanup_file FILE *f = fopen(proc_cgroup, "re");
 	char line[4096];
 
-	v->n = 0;
-	while (f && fgets(line, sizeof(line), f)) {
+	if (!f)
+		return cvm_error_set(err, errno, "%s", proc_cgroup);
+	while (fgets(line, sizeof(line), f)) {
 		/* ID:CONTROLLERS:PATH; 0:: is cgroup2 */
 		char *ctl = strchr(line, ':'), *path;
 		if (!ctl || !(path = strchr(ctl + 1, ':')) || path == ctl + 1)
 			continue;
 		*ctl++ = *path++ = '\0';
 		path[strcspn(path, "\n")] = '\0';
-		if (v->n == CVM_CGROUP_V1_MAX)
-			return cvm_error_set(err, 0, "more than %d cgroup v1 hierarchies",
-					     CVM_CGROUP_V1_MAX);
-		struct cvm_cg1 *h = &v->h[v->n++];
-		*h = (struct cvm_cg1){ .parent_fd = -1 };
-		if ((size_t)snprintf(h->opts, sizeof(h->opts), "%s", ctl) >= sizeof(h->opts))
+		if (strlen(ctl) >= sizeof(((struct cvm_cg1 *)0)->opts))
 			return cvm_error_set(err, 0, "cgroup v1 hierarchy %.60s...: name too long", ctl);
-		if (enter_one(h, path, err) < 0)
+		if (fn(ctl, path, arg, err) < 0)
 			return cvm_error_prefix(err, "cgroup v1 hierarchy %s (the workspace's own "
 						"group there keeps the outer groups out of a v1 mount "
-						"inside)", h->opts);
+						"inside)", ctl);
 	}
 	return 0;
+}
+
+static int enter_cb(const char *ctl, const char *path, void *arg, struct cvm_error *err)
+{
+	struct cvm_cgroup_v1 *v = arg;
+	struct cvm_cg1 *h;
+
+	if (v->n == CVM_CGROUP_V1_MAX)
+		return cvm_error_set(err, 0, "more than %d cgroup v1 hierarchies", CVM_CGROUP_V1_MAX);
+	h = &v->h[v->n++];
+	*h = (struct cvm_cg1){ .parent_fd = -1 };
+	snprintf(h->opts, sizeof(h->opts), "%s", ctl);
+	return enter_one(h, path, err);
+}
+
+int cvm_cgroup_v1_enter(struct cvm_cgroup_v1 *v, const char *proc_cgroup, struct cvm_error *err)
+{
+	v->n = 0;
+	return each_hierarchy(proc_cgroup, enter_cb, v, err);
+}
+
+/* What cvm_cgroup_v1_enter does, with a scratch group that nothing joins. */
+static int probe_cb(const char *ctl, const char *path, void *arg, struct cvm_error *err)
+{
+	size_t *n = arg;
+	char name[] = "cvm-check.XXXXXX";
+	cleanup_close int parent = -1, ws = -1;
+	int r = 0;
+
+	if (path[0] != '/' || strstr(path, "/.."))
+		return cvm_error_set(err, 0, "cvm's group %s lies outside its cgroup namespace", path);
+	parent = open_own_group(ctl, path, err);
+	if (parent < 0)
+		return -1;
+	/* mkdtemp's name, made in the hierarchy */
+	for (int i = 0; i < 100; i++) {
+		snprintf(name + 10, 7, "%06x", (unsigned)(rand() ^ getpid() ^ i) & 0xffffff);
+		if (mkdirat(parent, name, 0755) == 0)
+			break;
+		if (errno != EEXIST)
+			return cvm_error_set(err, errno, "make a group under %s", path);
+	}
+	ws = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ws < 0)
+		r = cvm_error_set(err, errno, "%s/%s", path, name);
+	else if (strstr(ctl, "cpuset") && cpuset_inherit(parent, ws) < 0)
+		r = cvm_error_set(err, errno, "%s/%s: copy the parent's cpuset.cpus and cpuset.mems",
+				  path, name);
+	if (cvm_cgroup_rmdir_at(parent, name) < 0 && r == 0)
+		r = cvm_error_set(err, errno, "remove %s/%s", path, name);
+	(*n)++;
+	return r;
+}
+
+int cvm_cgroup_v1_probe(const char *proc_cgroup, size_t *n, struct cvm_error *err)
+{
+	*n = 0;
+	return each_hierarchy(proc_cgroup, probe_cb, n, err);
 }
 
 void cvm_cgroup_v1_leave(struct cvm_cgroup_v1 *v)

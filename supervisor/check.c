@@ -438,7 +438,9 @@ static void check_delegation(struct report *r, const char *group)
 /* cgroup_layout: what the host is, whatever the mount says. */
 static void check_layout(struct report *r, const struct cvm_cg_host *h)
 {
+	struct cvm_error err = { 0 };
 	char why[700];
+	size_t n;
 
 	cvm_cgroup_host_why(h, why, sizeof(why));
 	switch (h->layout) {
@@ -446,11 +448,17 @@ static void check_layout(struct report *r, const struct cvm_cg_host *h)
 		add(r, "cgroup_layout", CVM_CHECK_OK, NULL, "unified: cgroup v2 only");
 		break;
 	case CVM_CG_HYBRID:
+		if (cvm_cgroup_v1_probe("/proc/self/cgroup", &n, &err) < 0) {
+			add(r, "cgroup_layout", CVM_CHECK_MISSING, FIX_PRIVILEGED, "hybrid: %.900s; "
+			    "cvm run refuses to start without it", err.msg);
+			break;
+		}
 		add(r, "cgroup_layout", CVM_CHECK_WARN, FIX_V2, "hybrid: cgroup v1 hierarchies "
 		    "(%.200s) next to cgroup2 at %.300s; a controller bound to v1 is not available "
 		    "in cgroup2, so its limits cannot be applied; the workspace gets a group of its "
-		    "own in each v1 hierarchy, so a v1 mount inside shows only that",
-		    h->v1[0] ? h->v1 : h->v1_mount, h->mount);
+		    "own in each v1 hierarchy, so a v1 mount inside shows only that (made and "
+		    "removed a cvm-check.* group in each of the %zu)",
+		    h->v1[0] ? h->v1 : h->v1_mount, h->mount, n);
 		break;
 	case CVM_CG_V1_ONLY:
 	case CVM_CG_NONE:
