@@ -75,11 +75,13 @@ static int write_fd_at(int dirfd, const char *file, const char *value)
 }
 
 /* A new cpuset group has no CPUs and no memory nodes: nothing can join it
- * until it gets its parent's. */
+ * until it gets its parent's. Other hierarchies: nothing to do. */
 static int cpuset_inherit(int parent_fd, int ws_fd)
 {
 	static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
 
+	if (faccessat(parent_fd, "cpuset.cpus", F_OK, 0) < 0)
+		return 0;
 	for (size_t i = 0; i < 2; i++) {
 		char v[4096];
 		cleanup_close int fd = openat(parent_fd, files[i], O_RDONLY | O_CLOEXEC);
@@ -146,7 +148,7 @@ static int enter_one(struct cvm_cg1 *h, const char *path, struct cvm_error *err)
 	ws = openat(h->parent_fd, CVM_CGROUP_WORKSPACE, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		return cvm_error_set(err, errno, "%s/" CVM_CGROUP_WORKSPACE, path);
-	if (strstr(h->opts, "cpuset") && cpuset_inherit(h->parent_fd, ws) < 0)
+	if (cpuset_inherit(h->parent_fd, ws) < 0)
 		return cvm_error_set(err, errno, "%s/" CVM_CGROUP_WORKSPACE ": copy the parent's "
 				     "cpuset.cpus and cpuset.mems", path);
 	/* cgroup.procs: the whole thread group. */
@@ -225,7 +227,7 @@ static int probe_cb(const char *ctl, const char *path, void *arg, struct cvm_err
 	ws = openat(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ws < 0)
 		r = cvm_error_set(err, errno, "%s/%s", path, name);
-	else if (strstr(ctl, "cpuset") && cpuset_inherit(parent, ws) < 0)
+	else if (cpuset_inherit(parent, ws) < 0)
 		r = cvm_error_set(err, errno, "%s/%s: copy the parent's cpuset.cpus and cpuset.mems",
 				  path, name);
 	if (cvm_cgroup_rmdir_at(parent, name) < 0 && r == 0)
