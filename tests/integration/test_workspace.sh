@@ -30,7 +30,7 @@ ws_sh() {
 }
 
 # has LINE: ./out contains LINE exactly
-has() { grep -qxF -- "$1" out || { say "missing '$1' in output:"; sed 's/^/      | /' out >&2; return 1; }; }
+has() { grep -qxF -- "$1" out || { fail "missing '$1' in output:"; sed 's/^/      | /' out >&2; return 1; }; }
 
 t_root_inside_mapped_outside() {
 	ws_sh 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; hostname' || return 1
