@@ -27,9 +27,9 @@ fuse seccomp gpu"
 line() { grep -E "^[a-z]+ +$1 " "$2"; }
 # expect_line NAME STATUS FILE [PATTERN]
 expect_line() {
-	local l; l=$(line "$1" "$3") || { say "no line for $1:"; sed 's/^/      | /' "$3" >&2; return 1; }
-	case $l in "$2 "*) ;; *) say "$1: want $2, got: $l"; return 1 ;; esac
-	[ -z "${4:-}" ] || echo "$l" | grep -q -- "$4" || { say "$1: no '$4' in: $l"; return 1; }
+	local l; l=$(line "$1" "$3") || { fail "no line for $1:"; sed 's/^/      | /' "$3" >&2; return 1; }
+	case $l in "$2 "*) ;; *) fail "$1: want $2, got: $l"; return 1 ;; esac
+	[ -z "${4:-}" ] || echo "$l" | grep -q -- "$4" || { fail "$1: no '$4' in: $l"; return 1; }
 }
 # v1_mount [CONTROLLER]: where a cgroup v1 hierarchy (holding CONTROLLER) is
 # mounted, from mountinfo: after the optional fields and "-", the type,

@@ -80,7 +80,7 @@ gws() {
 	return $rc
 }
 
-has() { grep -qxF -- "$1" out || { say "missing '$1' in output:"; sed 's/^/      | /' out err >&2; return 1; }; }
+has() { grep -qxF -- "$1" out || { fail "missing '$1' in output:"; sed 's/^/      | /' out err >&2; return 1; }; }
 
 INSIDE='cd /dev; for n in nvidiactl nvidia0 nvidia1 nvidia-uvm nvidia-caps/nvidia-cap1; do
 	stat -c "%n %F %t:%T %a %u:%g" $n; done

@@ -30,7 +30,7 @@ ws_sh() {
 }
 
 # has LINE: ./out contains LINE exactly
-has() { grep -qxF -- "$1" out || { say "missing '$1' in output:"; sed 's/^/      | /' out >&2; return 1; }; }
+has() { grep -qxF -- "$1" out || { fail "missing '$1' in output:"; sed 's/^/      | /' out >&2; return 1; }; }
 
 t_root_inside_mapped_outside() {
 	ws_sh 'id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; hostname' || return 1
@@ -234,11 +234,11 @@ t_init_command_is_pid1() {
 t_stop_signal_ends_workspace() {
 	local name=stop.$$.$SRANDOM
 	outer_start "$name" -- "$CVM" run -t 2s --rootfs "$ROOTFS" --state "$PWD/state" -- \
-		sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done'
+		sh -c 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done' || return 1
 	wait_for "$OUTER_DIR/$name/out" ready 20 || return 1
-	outer_signal "$name" TERM
+	outer_signal "$name" TERM || return 1
 	outer_wait "$name" 20; expect_eq "exit" "$?" 0 || return 1
-	grep -q got-term "$OUTER_DIR/$name/out"
+	expect_grep '^got-term$' "$OUTER_DIR/$name/out"
 }
 
 # A command that exits at once must not race the end of the setup (the

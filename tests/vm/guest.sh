@@ -6,8 +6,16 @@ ROOTFS=/disk/rootfs
 PASSED=0 FAILED=0 N=0
 
 say() { echo "    $*"; }
-check() {   # check NAME: run t_NAME as one test
-	if "t_$1"; then PASSED=$((PASSED + 1)); echo "ok - $1"
+# fail WHAT: say WHAT and fail the running test, whatever comes after (the
+# record is a file: a failure in a $(...) counts too); returns 1.
+fail() { say "$*"; echo "$*" >> /tmp/fails; return 1; }
+# expect WHAT CMD...: CMD succeeds, or the test fails saying WHAT
+expect() { what=$1; shift; "$@" || fail "$what"; }
+# expect_eq WHAT GOT WANT
+expect_eq() { [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"; }
+check() {   # check NAME: run t_NAME as one test; it fails on its status or on any fail
+	rm -f /tmp/fails
+	if "t_$1" && [ ! -s /tmp/fails ]; then PASSED=$((PASSED + 1)); echo "ok - $1"
 	else FAILED=$((FAILED + 1)); echo "not ok - $1"; sed 's/^/      | /' "$OUT" 2>/dev/null; fi
 }
 
@@ -44,8 +52,11 @@ t_memory_limit_oom_kills_inside_only() {
 	outer -- --memory 64M -- sh -c 'probe alloc 200; echo "alloc exit $?"
 		grep oom_kill /sys/fs/cgroup/memory.events; cat /sys/fs/cgroup/memory.max; echo still-here'
 	wait "$OPID"; rc=$?
-	grep -q '^alloc exit 137$' "$OUT" && grep -q '^oom_kill [1-9]' "$OUT" &&
-		grep -qx 67108864 "$OUT" && grep -qx still-here "$OUT" && [ $rc = 0 ]
+	expect "the allocation OOM-killed (exit 137)" grep -q '^alloc exit 137$' "$OUT"
+	expect "an oom_kill in memory.events" grep -q '^oom_kill [1-9]' "$OUT"
+	expect "memory.max 64 MiB" grep -qx 67108864 "$OUT"
+	expect "the workspace went on" grep -qx still-here "$OUT"
+	expect_eq "cvm's exit" "$rc" 0
 }
 
 t_fork_bomb_contained() {
@@ -79,7 +90,8 @@ t_cpu_quota_half_a_cpu() {
 t_auto_takes_the_outer_limits() {
 	outer memory.max=300M cpu.max="80000 100000" -- -- sh -c 'cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max'
 	wait "$OPID" || return 1
-	grep -qx 314572800 "$OUT" && grep -qx '80000 100000' "$OUT"
+	expect "memory.max from the outer group" grep -qx 314572800 "$OUT"
+	expect "cpu.max from the outer group" grep -qx '80000 100000' "$OUT"
 }
 
 t_delegation_inside() {
@@ -93,7 +105,9 @@ t_delegation_inside() {
 		sh -c "echo \$\$ > /sys/fs/cgroup/child/cgroup.procs; probe alloc 100" ; echo "child exit $?"
 		cat /sys/fs/cgroup/child/memory.max'
 	wait "$OPID"
-	! grep -q WROTE-LIMIT "$OUT" && grep -qx 'child exit 137' "$OUT" && grep -qx 33554432 "$OUT"
+	expect "root inside wrote its own memory.max" eval '! grep -q WROTE-LIMIT "$OUT"'
+	expect "the child OOM-killed (exit 137)" grep -qx 'child exit 137' "$OUT"
+	expect "the child's memory.max" grep -qx 33554432 "$OUT"
 }
 
 t_status_shows_use_and_oom_protection() {
@@ -104,9 +118,10 @@ t_status_shows_use_and_oom_protection() {
 	adj=$(cat /proc/"$(cvm_pid)"/oom_score_adj)
 	inner=$(ex cat /proc/1/oom_score_adj)
 	stop_outer
-	[ "$adj" = -1000 ] && [ "$inner" = 0 ] || { say "oom_score_adj cvm $adj, inside $inner"; return 1; }
+	expect_eq "cvm's oom_score_adj" "$adj" -1000
+	expect_eq "oom_score_adj inside" "$inner" 0
 	echo "$out" | grep -q '"memory_max": "134217728"' &&
-		echo "$out" | grep -q '"memory_current": "[1-9]' || { say "$out"; return 1; }
+		echo "$out" | grep -q '"memory_current": "[1-9]' || fail "status: $out"
 }
 
 t_proc_shows_the_limits() {
@@ -120,10 +135,14 @@ t_proc_shows_the_limits() {
 	# MemTotal, processors, nproc, cpu lines in /proc/stat (total + cpu0), online,
 	# busybox free (sysinfo(2)) in MiB, sysinfo itself, uptime
 	up=$(tail -1 "$OUT")
-	grep -qx 'MemTotal:          65536 kB' "$OUT" && [ "$(grep -cx 1 "$OUT")" -ge 2 ] &&
-		grep -qx 2 "$OUT" && grep -qx 0 "$OUT" && grep -qx 'free 64' "$OUT" &&
-		grep -qx 'totalram 65536' "$OUT" && [ "$up" -lt 60 ] &&
-		[ "$(awk '$1 == "uptime" {print $2}' "$OUT")" -lt 60 ]
+	expect "MemTotal 64 MiB" grep -qx 'MemTotal:          65536 kB' "$OUT"
+	expect "one processor, nproc 1" [ "$(grep -cx 1 "$OUT")" -ge 2 ]
+	expect "two cpu lines in /proc/stat" grep -qx 2 "$OUT"
+	expect "online CPUs 0" grep -qx 0 "$OUT"
+	expect "free says 64 MiB" grep -qx 'free 64' "$OUT"
+	expect "sysinfo totalram 64 MiB" grep -qx 'totalram 65536' "$OUT"
+	expect "uptime under 60 s" [ "$up" -lt 60 ]
+	expect "sysinfo uptime under 60 s" [ "$(awk '$1 == "uptime" {print $2}' "$OUT")" -lt 60 ]
 }
 
 t_proc_nested_group_sees_its_own() {
@@ -136,9 +155,10 @@ t_proc_nested_group_sees_its_own() {
 		sh -c "echo \$\$ > /sys/fs/cgroup/inner/cgroup.procs; head -1 /proc/meminfo
 			probe sysinfo | grep ^totalram; head -1 /proc/meminfo"; head -1 /proc/meminfo'
 	wait "$OPID" || return 1
-	[ "$(grep -cx 'MemTotal:         262144 kB' "$OUT")" = 2 ] &&
-		[ "$(grep -cx 'MemTotal:          32768 kB' "$OUT")" = 2 ] &&
-		grep -qx 'totalram 262144' "$OUT" && grep -qx 'totalram 32768' "$OUT"
+	expect_eq "MemTotal 256 MiB lines" "$(grep -cx 'MemTotal:         262144 kB' "$OUT")" 2
+	expect_eq "MemTotal 32 MiB lines" "$(grep -cx 'MemTotal:          32768 kB' "$OUT")" 2
+	expect "sysinfo totalram 256 MiB" grep -qx 'totalram 262144' "$OUT"
+	expect "sysinfo totalram 32 MiB" grep -qx 'totalram 32768' "$OUT"
 }
 
 # The docker suite (tests/vm/run BUILD docker): /disk/rootfs is the Debian
@@ -212,10 +232,17 @@ t_docker_memory_limit() {
 	ev=$(sed -n 's/^oom_kill //p' "$CG/workspace/memory.events")
 	alive=$(ex echo alive 2>&1)
 	say "the workspace: memory.max $wsmax, oom_kill $ev, exec: $alive"
-	[ "$max" = 33554432 ] && [ "$rc32" = 137 ] && [ "$slice_ev" = 1 ] && grep -qx 33554432 /tmp/m32 &&
-		! grep -q 'records out' /tmp/m32 &&
-		[ "$rc128" = 0 ] && grep -qx 134217728 /tmp/m128 && grep -q '^1+0 records out' /tmp/m128 &&
-		[ "$wsmax" = max ] && [ "$ev" = 1 ] && [ "$alive" = alive ]
+	expect_eq "the 32m scope's memory.max" "$max" 33554432
+	expect_eq "the 32m container's exit" "$rc32" 137
+	expect_eq "oom_kill in its slice" "$slice_ev" 1
+	expect "memory.max inside the 32m container" grep -qx 33554432 /tmp/m32
+	expect "dd ended in the 32m container" eval "! grep -q 'records out' /tmp/m32"
+	expect_eq "the 128m container's exit" "$rc128" 0
+	expect "memory.max inside the 128m container" grep -qx 134217728 /tmp/m128
+	expect "dd finished in the 128m container" grep -q '^1+0 records out' /tmp/m128
+	expect_eq "the workspace's memory.max" "$wsmax" max
+	expect_eq "oom_kill in the workspace" "$ev" 1
+	expect_eq "cvm exec after" "$alive" alive
 }
 
 # cvm stop: systemd gets SIGRTMIN+3, shuts down, and halts: a clean 0.
@@ -224,7 +251,9 @@ t_systemd_clean_stop() {
 	t1=$(uptime_s)
 	kill -TERM "$(cvm_pid)"; wait "$OPID"; rc=$?
 	say "stop: exit $rc, $(since "$t1") s"
-	[ "$rc" = 0 ] && grep -q 'the workspace powered off' "$OUT" && ! grep -q 'grace period' "$OUT"
+	expect_eq "exit" "$rc" 0
+	expect "a clean power-off" grep -q 'the workspace powered off' "$OUT"
+	expect "stopped within the grace" eval "! grep -q 'grace period' \"\$OUT\""
 }
 
 for t in ${CVM_VM_TESTS:-memory_limit_oom_kills_inside_only fork_bomb_contained cpu_quota_half_a_cpu \
