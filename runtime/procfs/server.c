@@ -705,6 +705,9 @@ static void *follower(void *arg)
 			if (done || cvm_procfs_now() - last > FOLLOW_SPIN)
 				atomic_store(&srv->follow_cpu, -1);
 		}
+		/* Asleep it is idle-class again, whether main raised it or not:
+		 * a raise lasts for one hand-back, not until the next go. */
+		set_policy(0, SCHED_IDLE);
 		v = 1;
 		if (write(srv->cold_fd, &v, sizeof(v)) < 0)
 			break;
