@@ -8,12 +8,19 @@
 #
 # The VM has no NIC and the static musl cvm built on Debian has no private
 # network, so dockerd runs without a bridge or iptables, the outer
-# containers with --network host and cvm with network = host.
+# containers with --network host and cvm with network = host. The
+# private_network tests run the glibc cvm of BUILD instead (its image's
+# outer base: the shared libraries it loads) with cvm's default network =
+# private: in an outer container with a network namespace of its own
+# (--network none: only lo) and in the VM's own (--network host).
 if [ -z "${CVM_ENGINE_STAGE2:-}" ]; then
 	# pivot_root, not a bare chroot: a process whose root is not its mount
 	# namespace's root may not make user namespaces (clone3 gives EPERM),
 	# and runc's pivot_root inside a container keeps a chroot a chroot.
 	R=/disk
+	# the private network's modules, from the initramfs (the Debian root
+	# has none for this kernel)
+	for m in $(cat /payload/net-modules); do modprobe "$m" || echo "engine: modprobe $m failed"; done
 	mount -t proc proc $R/proc && mount --rbind /sys $R/sys && mount --rbind /dev $R/dev &&
 		mkdir -p $R/dev/pts $R/dev/shm && mount -t devpts -o ptmxmode=0666 devpts $R/dev/pts &&
 		mount -t tmpfs -o mode=1777 shm $R/dev/shm &&
@@ -271,11 +278,134 @@ t_podman() {
 	[ $rc = 0 ] && echo "$out" | grep -q '^uid=0(root)' && echo "$out" | grep -qx delegated
 }
 
+# ---- the private network ---------------------------------------------------
+NIMG=cvm:net
+NET_IN=10.255.255.254 NET_OUT=10.255.255.253   # network_cidr's default, 10.255.255.252/30
+
+# The glibc cvm's image: the same Dockerfile, prebuilt, its outer base an
+# image of the shared libraries that cvm loads (docker import), not scratch.
+net_image() {
+	docker image inspect "$NIMG" > /dev/null 2>&1 && return 0
+	docker image inspect cvm-test-ws:1 > /dev/null 2>&1 || docker import "$P/ws.tar" cvm-test-ws:1 > /dev/null
+	tar -C "$P/glibc/libs" -cf /tmp/libs.tar . && docker import /tmp/libs.tar cvm-test-libs:1 > /dev/null || return 1
+	mkdir -p /tmp/ctx-net && cp "$P/Dockerfile" /tmp/ctx-net/ && install -m 755 "$P/glibc/cvm" /tmp/ctx-net/cvm
+	DOCKER_BUILDKIT=1 docker build -q --build-arg CVM_BUILD=prebuilt --build-arg OUTER_BASE=cvm-test-libs:1 \
+		--build-arg WORKSPACE_IMAGE=cvm-test-ws:1 -t "$NIMG" /tmp/ctx-net > /tmp/build-net.log 2>&1 ||
+		{ tail -20 /tmp/build-net.log; return 1; }
+}
+
+# in_outer NAME CMD...: CMD in the network namespace of docker container NAME
+in_outer() { nsenter -t "$(docker inspect -f '{{.State.Pid}}' "$1")" -n "${@:2}"; }
+
+# net_state NAME: the workspace of NAME has eth0 with the second address and
+# a default route via cvm0, reaches cvm0; the outer namespace has exactly
+# one cvm0 (with the first address) and cvm's table with its two rules
+net_state() {
+	local in route links tbl
+	in=$(docker exec "$1" cvm exec -- ip -4 -o addr show dev eth0 2>&1)
+	route=$(docker exec "$1" cvm exec -- ip route show default 2>&1)
+	say "$1 inside: eth0 $(echo "$in" | awk '$3 == "inet" {print $4; exit}'), $(echo "$route" | head -1)"
+	echo "$in" | grep -q "inet $NET_IN/30" || { say "no $NET_IN/30 on eth0"; return 1; }
+	echo "$route" | grep -q "^default via $NET_OUT dev eth0" || { say "no default route via $NET_OUT"; return 1; }
+	docker exec "$1" cvm exec -- ping -c 1 -W 5 "$NET_OUT" > /dev/null || { say "cvm0 unreachable"; return 1; }
+	links=$(in_outer "$1" ip -o link show | grep -c ': cvm0@')
+	in_outer "$1" ip -4 -o addr show dev cvm0 | grep -q "inet $NET_OUT/30" || { say "cvm0 has no $NET_OUT/30"; return 1; }
+	tbl=$(in_outer "$1" nft list tables | grep -cx 'table ip cvm')
+	say "$1 outside: $links cvm0, $tbl table ip cvm, ip_forward $(in_outer "$1" cat /proc/sys/net/ipv4/ip_forward)"
+	[ "$links" = 1 ] && [ "$tbl" = 1 ] || return 1
+	in_outer "$1" nft list table ip cvm > /tmp/nft.out || return 1
+	grep -q "ip saddr 10.255.255.252/30 oifname != \"cvm0\" masquerade" /tmp/nft.out &&
+		grep -q "iifname \"cvm0\" ip saddr != 10.255.255.252/30 drop" /tmp/nft.out ||
+		{ say "rules:"; sed 's/^/      /' /tmp/nft.out; return 1; }
+}
+
+# --network none: the outer container's own network namespace
+NRUN=(docker run -d --privileged --network none --name n1 -v stn:/var/lib/cvm/state "$NIMG" run -- sh -c "$LOOP")
+
+t_private_network() {
+	net_image || return 1
+	"${NRUN[@]}" > /dev/null || return 1
+	ready n1 && net_state n1 || return 1
+	say "resolv.conf inside: $(docker exec n1 cvm exec -- cat /etc/resolv.conf | tr '\n' '|')"
+}
+
+# file FILE WORD: the workspace of n1 still has FILE with WORD
+has_file() {
+	local got; got=$(docker exec n1 cvm exec -- cat "$1" 2>&1)
+	[ "$got" = "$2" ] || { say "$1: '$got', not '$2'"; return 1; }
+}
+
+# docker restart, kill -s KILL + start, rm -f + run with the same volume:
+# the file is there and the network comes up each time
+t_private_network_restart() {
+	docker inspect n1 > /dev/null 2>&1 || { say "no n1"; return 1; }
+	docker exec n1 cvm exec -- sh -c 'echo net > /root/net-file; sync' || return 1
+	docker restart -t 30 n1 > /dev/null && ready n1 || { say "docker restart"; return 1; }
+	net_state n1 && has_file /root/net-file net || return 1
+	docker kill -s KILL n1 > /dev/null || return 1
+	wait_for 30 sh -c '[ "$(docker inspect -f {{.State.Running}} n1)" = false ]' || return 1
+	docker start n1 > /dev/null && ready n1 || { say "start after kill"; return 1; }
+	net_state n1 && has_file /root/net-file net || return 1
+	docker rm -f n1 > /dev/null && "${NRUN[@]}" > /dev/null && ready n1 || { say "rm -f + run"; return 1; }
+	net_state n1 && has_file /root/net-file net
+}
+
+# docker stop: exit 0, in cvm's grace
+t_private_network_stop() {
+	docker inspect n1 > /dev/null 2>&1 || { say "no n1"; return 1; }
+	t1=$(uptime_s)
+	docker stop -t 30 n1 > /dev/null || return 1
+	took=$(since "$t1") rc=$(docker inspect -f '{{.State.ExitCode}}' n1)
+	say "docker stop: exit $rc in $took s"
+	docker rm n1 > /dev/null
+	[ "$rc" = 0 ] && awk -v t="$took" 'BEGIN { exit !(t < 10) }'
+}
+
+# n2_stop: docker stop n2 gives exit 0 and leaves no table ip cvm and no
+# cvm0 in the VM's namespace
+n2_stop() {
+	local rc left
+	docker stop -t 30 n2 > /dev/null || return 1
+	rc=$(docker inspect -f '{{.State.ExitCode}}' n2)
+	left="$(nft list tables | grep -x 'table ip cvm')$(ip -o link show | grep ': cvm0@')"
+	say "docker stop: exit $rc; left: '$left'; ip_forward $(cat /proc/sys/net/ipv4/ip_forward)"
+	[ "$rc" = 0 ] && [ -z "$left" ]
+}
+
+# --network host: cvm0 and the table in the VM's own namespace, which
+# outlives the container. A clean stop removes both and puts ip_forward
+# back; kill -s KILL leaves the table behind and the next start replaces
+# it. (ip_forward stays on after a kill: the next cvm finds it on, so that
+# is what its stop restores.)
+t_private_network_host() {
+	local fw0 left
+	net_image || return 1
+	fw0=$(cat /proc/sys/net/ipv4/ip_forward)
+	docker run -d --privileged --network host --name n2 -v stn2:/var/lib/cvm/state "$NIMG" \
+		run -- sh -c "$LOOP" > /dev/null && ready n2 && net_state n2 || return 1
+	say "resolv.conf: the VM's $(wc -c < /etc/resolv.conf) bytes;" \
+		"inside: $(docker exec n2 cvm exec -- cat /etc/resolv.conf | tr '\n' '|')"
+	n2_stop || return 1
+	[ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$fw0" ] || { say "ip_forward was $fw0"; return 1; }
+	docker start n2 > /dev/null && ready n2 || { say "start after stop"; return 1; }
+	docker kill -s KILL n2 > /dev/null || return 1
+	wait_for 30 sh -c '[ "$(docker inspect -f {{.State.Running}} n2)" = false ]' || return 1
+	left=$(nft list tables | grep -cx 'table ip cvm')
+	say "after kill -s KILL: $left table ip cvm left in the VM's namespace"
+	[ "$left" = 1 ] || return 1   # what the next start must replace
+	docker start n2 > /dev/null && ready n2 && net_state n2 || { say "start after kill"; return 1; }
+	n2_stop
+	rc=$?
+	docker rm -f n2 > /dev/null
+	return $rc
+}
+
 echo "engine: $(uname -r), up $(uptime_s) s"
 start_engines || { echo "0 passed, 1 failed"; exit 1; }
 for t in ${CVM_VM_TESTS:-dockerfile_builds_offline run_detached stop_clean restart_and_recreate \
 	kill_then_start interactive_terminal memory_cpus_auto init_and_shell_entrypoint systemd_under_docker_init \
-	containerd_ctr podman}; do
+	containerd_ctr podman private_network private_network_restart private_network_stop \
+	private_network_host}; do
 	if [ "$t" = podman ] && [ -f /podman-missing ]; then
 		skip podman "$(tr '\n' ' ' < /podman-missing)"; continue
 	fi
