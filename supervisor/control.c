@@ -16,7 +16,7 @@
 
 #include "control.h"
 #include "env.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
 #include "runtime/join.h"
@@ -247,7 +247,7 @@ __attribute__((noreturn)) static void status_reply(int conn, const struct cvm_co
 						   bool json)
 {
 	static char out[8192];
-	size_t len = cvm_status_format(ctx->cgroup, ctx->ws_pid, json, out, sizeof(out));
+	size_t len = cvm_status_format(ctx->cgroup, ctx->ws->pid, json, out, sizeof(out));
 
 	cvm_ctl_send(conn, CVM_CTL_EXIT, 0, out, len + 1, NULL, 0);
 	_exit(0);
@@ -272,28 +272,25 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	if (r.h.type == CVM_CTL_STATUS)
 		status_reply(conn, ctx, r.h.flags & CVM_CTL_JSON);
 	env = calloc(1, sizeof(char *));
-	for (size_t i = 0; env && ctx->envp[i]; i++) {
-		char *eq = strchr(ctx->envp[i], '=');
+	for (size_t i = 0; env && ctx->ws->envp[i]; i++) {
+		char *eq = strchr(ctx->ws->envp[i], '=');
 		*eq = '\0';
-		cvm_env_set(&env, ctx->envp[i], eq + 1);
+		cvm_env_set(&env, ctx->ws->envp[i], eq + 1);
 		*eq = '=';
 	}
 	if (env && r.term[0])
 		cvm_env_set(&env, "TERM", r.term);
-	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, ctx->join_net, &cg_fd, &err) < 0)
+	if (cvm_join_enter(ctx->ws, &cg_fd, &err) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, err.msg);
 	if ((r.h.flags & CVM_CTL_TTY) && open_pty(&master, &slave, &r.h) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, "cannot open a pty in the workspace");
 	struct cvm_join_cmd cmd = {
-		.argv = r.argv, .envp = env, .user = r.user[0] ? r.user : ctx->user,
-		.workdir = r.workdir[0] ? r.workdir : ctx->workdir,
+		.ws = ctx->ws, .argv = r.argv, .envp = env, .user = r.user[0] ? r.user : NULL,
+		.workdir = r.workdir[0] ? r.workdir : NULL,
 		.stdio = { r.n_fds > 0 ? r.fds[0] : -1, r.n_fds > 1 ? r.fds[1] : -1,
 			   r.n_fds > 2 ? r.fds[2] : -1 },
 		.pty_slave = slave,
 		.cgroup_procs_fd = cg_fd,
-		.seccomp = ctx->seccomp,
-		.seccomp_deny = ctx->seccomp_deny,
-		.notify_sock = ctx->notify_sock,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -17,7 +17,7 @@
 #include "cli.h"
 #include "config.h"
 #include "control.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "tty.h"
 
 static void exec_usage(FILE *out)

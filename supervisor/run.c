@@ -16,7 +16,7 @@
 #include "bootstrap.h"
 #include "cli.h"
 #include "config.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "console.h"
 #include "tty.h"
@@ -283,7 +283,7 @@ struct ws_run {
 	struct cvm_procserver procfs;
 	bool has_procfs;
 	struct cvm_bootstrap boot;
-	bool join_net;          /* the workspace has its own network namespace */
+	struct cvm_ws_handle handle;    /* what cvm exec and the bootstrap join */
 	int stop_signal;        /* what the inner init stops on, for SIGTERM */
 	struct cvm_net net;
 	struct cvm_resolv resolv;
@@ -363,8 +363,7 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 
 /* The workspace runs and cvm exec can reach it: start the bootstrap, then
  * say so in one line, with how long it took since cvm run began. */
-static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pid1 *p,
-		     char **envp)
+static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pid1 *p)
 {
 	struct cvm_error err = { 0 };
 	char ms[32], pid[16];
@@ -372,8 +371,7 @@ static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pi
 	w->boot.pid = -1;
 	w->boot.out_fd = -1;
 	if (c->bootstrap_script) {
-		if (cvm_bootstrap_start(&w->boot, c, w->ws.pidfd, w->ws.pid, w->join_net,
-					w->has_procfs ? w->procfs.notify_send : -1, envp, &err) < 0)
+		if (cvm_bootstrap_start(&w->boot, c->bootstrap_script, &w->handle, &err) < 0)
 			log_error("bootstrap", "did not start: %s", err.msg);
 		else {
 			log_info("bootstrap", "started as pid %d, user %s", (int)w->boot.pid, c->user);
@@ -695,10 +693,13 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 		log_warn("supervisor", "%s (relying on SIGCHLD alone)", err.msg);
 	log_info("workspace", "workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
 		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
-	w.join_net = !cvm_join_shares_ns(w.ws.pid, "net");
-	ctl = (struct cvm_control_ctx){ w.ws.pidfd, w.ws.pid, in.envp, c->user, c->workdir,
-					w.has_cgroup ? &w.cg : NULL, w.join_net, c->seccomp,
-					c->seccomp_deny, w.has_procfs ? w.procfs.notify_send : -1 };
+	w.handle = (struct cvm_ws_handle){
+		.pidfd = w.ws.pidfd, .pid = w.ws.pid,
+		.join_net = !cvm_join_shares_ns(w.ws.pid, "net"), .envp = in.envp, .user = c->user,
+		.workdir = c->workdir, .seccomp = c->seccomp, .seccomp_deny = c->seccomp_deny,
+		.notify_sock = w.has_procfs ? w.procfs.notify_send : -1,
+	};
+	ctl = (struct cvm_control_ctx){ &w.handle, w.has_cgroup ? &w.cg : NULL };
 	ctl_fd = cvm_control_listen(c->control_socket, &err);
 	if (ctl_fd < 0 || cvm_pid1_watch(&p, ctl_fd, cvm_control_on_ready, &ctl) < 0)
 		log_warn("control", "cvm exec will not work: %s", ctl_fd < 0 ? err.msg : strerror(errno));
@@ -706,7 +707,7 @@ static int supervise_workspace(const struct cvm_config *c, char **argv)
 	 * serve /proc) needs next to no privilege in the outer container. */
 	if (cvm_caps_supervisor_drop(!strcmp(c->network, "private"), &err) < 0)
 		log_warn("supervisor", "%s; cvm keeps all its capabilities", err.msg);
-	ws_ready(c, &w, &p, in.envp);
+	ws_ready(c, &w, &p);
 	status = cvm_pid1_run(&p);
 	/* reboot(2) in a pid namespace (systemd's poweroff or halt, busybox
 	 * poweroff) ends its init with SIGINT: the workspace shut down as asked,
