@@ -19,6 +19,7 @@
 #include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
+#include "runtime/fdio.h"
 #include "runtime/join.h"
 #include "runtime/syscalls.h"
 
@@ -26,20 +27,8 @@ int cvm_ctl_sendmsg(int sock, const struct cvm_ctl_hdr *h, const void *payload, 
 		    const int *fds, int n_fds)
 {
 	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)payload, len } };
-	union { struct cmsghdr c; char buf[CMSG_SPACE(3 * sizeof(int))]; } u;
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 
-	if (n_fds > 0) {
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = CMSG_SPACE((size_t)n_fds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN((size_t)n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, (size_t)n_fds * sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+	return cvm_fdio_send(sock, iov, len ? 2 : 1, fds, n_fds, 0) < 0 ? -1 : 0;
 }
 
 int cvm_ctl_send(int sock, uint32_t type, int32_t value, const void *payload, size_t len,
@@ -93,11 +82,8 @@ struct request {
 
 static int read_request(int conn, struct request *r)
 {
-	union { struct cmsghdr c; char buf[CMSG_SPACE(3 * sizeof(int))]; } u;
 	struct iovec iov[2] = { { &r->h, sizeof(r->h) }, { r->buf, sizeof(r->buf) - 1 } };
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	ssize_t n = cvm_fdio_recv(conn, iov, 2, r->fds, 3, &r->n_fds, 0);
 	char *p = r->buf, *end;
 	int i;
 
@@ -107,11 +93,6 @@ static int read_request(int conn, struct request *r)
 		return 0;
 	if (r->h.type != CVM_CTL_RUN)
 		return -1;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-		if (cm->cmsg_type == SCM_RIGHTS) {
-			r->n_fds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			memcpy(r->fds, CMSG_DATA(cm), (size_t)(r->n_fds > 3 ? 3 : r->n_fds) * sizeof(int));
-		}
 	end = r->buf + (n - (ssize_t)sizeof(r->h));
 	*end = '\0';
 	char **fields[3] = { &r->user, &r->workdir, &r->term };
