@@ -13,6 +13,7 @@
 #include "cleanup.h"
 
 #define CGROUP2_MAGIC 0x63677270
+#define CGROUP_SUPER_MAGIC 0x27e0eb
 
 static int write_at(const char *dir, const char *file, const char *value)
 {
@@ -49,41 +50,130 @@ static int read_at(const char *dir, const char *file, char *buf, size_t len)
 	return 0;
 }
 
-/* The cgroup2 mount that is visible: a later mount over /sys/fs/cgroup
- * hides an earlier one (the host's .../unified under a container's own),
- * so the last cgroup2 line of mountinfo whose mount point still is cgroup2
- * wins. */
-int cvm_cgroup_mount(char *out, size_t len)
+static void append(char *out, size_t len, const char *sep, const char *item)
 {
-	cleanup_file FILE *mi = fopen("/proc/self/mountinfo", "re");
-	char line[4096], point[4096];
+	size_t o = strlen(out);
+
+	if (o < len)
+		snprintf(out + o, len - o, "%s%s", o ? sep : "", item);
+}
+
+/* The mounts: the visible cgroup2 one (a later mount over /sys/fs/cgroup
+ * hides an earlier one, the host's .../unified under a container's own, so
+ * the last cgroup2 line whose mount point still is cgroup2 wins when @live),
+ * and the first cgroup v1 one (still visible, when @live). */
+static void scan_mounts(const char *mountinfo, bool live, struct cvm_cg_host *h)
+{
+	cleanup_file FILE *mi = fopen(mountinfo, "re");
+	char line[4096], point[4096], type[64], opts[1024];
 	struct statfs sf;
 
-	out[0] = '\0';
 	while (mi && fgets(line, sizeof(line), mi)) {
-		char type[64];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s %*[^-]- %63s", point, type) == 2 &&
-		    !strcmp(type, "cgroup2") && statfs(point, &sf) == 0 &&
-		    sf.f_type == CGROUP2_MAGIC)
-			snprintf(out, len, "%s", point);
+		/* ... MOUNTPOINT ... - TYPE SOURCE SUPER_OPTIONS */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s %*[^-]- %63s %*s %1023s", point, type,
+			   opts) < 2)
+			continue;
+		if (!strcmp(type, "cgroup2") &&
+		    (!live || (statfs(point, &sf) == 0 && sf.f_type == CGROUP2_MAGIC)))
+			snprintf(h->mount, sizeof(h->mount), "%s", point);
+		else if (!strcmp(type, "cgroup") && !h->v1_mount[0] &&
+			 (!live || (statfs(point, &sf) == 0 && sf.f_type == CGROUP_SUPER_MAGIC)))
+			snprintf(h->v1_mount, sizeof(h->v1_mount), "%s", point);
 	}
+}
+
+/* "ID:CONTROLLERS:PATH" lines: 0:: is cgroup2, the rest v1 hierarchies. */
+static void scan_self(const char *proc_cgroup, struct cvm_cg_host *h)
+{
+	cleanup_file FILE *f = fopen(proc_cgroup, "re");
+	char line[4096];
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path;
+		if (!ctl || !(path = strchr(ctl + 1, ':')))
+			continue;
+		*ctl = *path++ = '\0';
+		path[strcspn(path, "\n")] = '\0';
+		if (!strcmp(line, "0") && !ctl[1]) {
+			snprintf(h->self, sizeof(h->self), "%s", path);
+			h->has_self = true;
+		} else if (ctl[1])
+			append(h->v1, sizeof(h->v1), " ", ctl + 1);
+	}
+}
+
+void cvm_cgroup_host(const char *mountinfo, const char *proc_cgroup, bool live,
+		     struct cvm_cg_host *h)
+{
+	char dir[8300];
+	struct stat st;
+
+	memset(h, 0, sizeof(*h));
+	scan_mounts(mountinfo, live, h);
+	scan_self(proc_cgroup, h);
+	if (h->mount[0])
+		h->layout = h->v1[0] || h->v1_mount[0] ? CVM_CG_HYBRID : CVM_CG_UNIFIED;
+	else
+		h->layout = h->v1[0] || h->v1_mount[0] ? CVM_CG_V1_ONLY : CVM_CG_NONE;
+	/* Outside the namespace's root the path climbs ("/../.."): not ours. */
+	snprintf(dir, sizeof(dir), "%s%s", h->mount, h->self);
+	h->self_found = h->mount[0] && h->has_self && h->self[0] == '/' &&
+			!strstr(h->self, "/..") && stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void cvm_cgroup_host_why(const struct cvm_cg_host *h, char *out, size_t len)
+{
+	switch (h->layout) {
+	case CVM_CG_NONE:
+		snprintf(out, len, "no cgroup filesystem here (neither cgroup2 nor cgroup in "
+			 "mountinfo)");
+		return;
+	case CVM_CG_V1_ONLY:
+		snprintf(out, len, "cgroup v1 only here: v1 hierarchies (%.200s%s%.300s) and no "
+			 "cgroup2 mount: a cgroup v1 host, or a hybrid one whose container runtime "
+			 "hands out only the v1 hierarchies", h->v1[0] ? h->v1 : "mounted",
+			 h->v1_mount[0] ? "; one at " : "", h->v1_mount);
+		return;
+	case CVM_CG_UNIFIED:
+	case CVM_CG_HYBRID:
+		break;
+	}
+	if (!h->has_self)
+		snprintf(out, len, "cgroup2 is mounted at %.300s, but /proc/self/cgroup has no "
+			 "0:: line (a kernel without cgroup v2?)", h->mount);
+	else if (!h->self_found)
+		snprintf(out, len, "the cgroup2 mount at %.300s does not contain cvm's own cgroup "
+			 "%.300s (the 0:: line of /proc/self/cgroup; %.300s%.300s is missing): a bind "
+			 "of another group's subtree", h->mount, h->self, h->mount, h->self);
+	else if (h->layout == CVM_CG_HYBRID)
+		snprintf(out, len, "hybrid: cgroup v1 hierarchies (%.200s) next to cgroup2 at %.300s",
+			 h->v1[0] ? h->v1 : h->v1_mount, h->mount);
+	else
+		snprintf(out, len, "unified: cgroup v2 only, at %.300s", h->mount);
+}
+
+int cvm_cgroup_mount(char *out, size_t len)
+{
+	struct cvm_cg_host h;
+
+	cvm_cgroup_host("/proc/self/mountinfo", "/proc/self/cgroup", true, &h);
+	snprintf(out, len, "%s", h.mount);
 	return out[0] ? 0 : -1;
 }
 
 int cvm_cgroup_self(char *out, size_t len, struct cvm_error *err)
 {
-	cleanup_file FILE *cg = fopen("/proc/self/cgroup", "re");
-	char line[4096], mnt[4096], path[4096] = "";
+	struct cvm_cg_host h;
+	char why[700];
 
-	while (cg && fgets(line, sizeof(line), cg))
-		if (!strncmp(line, "0::", 3)) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(path, sizeof(path), "%s", line + 3);
-		}
-	if (cvm_cgroup_mount(mnt, sizeof(mnt)) < 0 || !path[0])
-		return cvm_error_set(err, 0, "no cgroup2 hierarchy here (nothing of type cgroup2 in "
-				     "/proc/self/mountinfo)");
-	if ((size_t)snprintf(out, len, "%s%s", mnt, strcmp(path, "/") ? path : "") >= len)
+	cvm_cgroup_host("/proc/self/mountinfo", "/proc/self/cgroup", true, &h);
+	if (!h.self_found) {
+		cvm_cgroup_host_why(&h, why, sizeof(why));
+		return cvm_error_set(err, 0, "%s. cvm needs " CVM_CGROUP_NEEDS ". To get it: %s",
+				     why, h.layout == CVM_CG_HYBRID || h.layout == CVM_CG_UNIFIED ?
+				     CVM_CGROUP_FIX_BIND : CVM_CGROUP_FIX_V2);
+	}
+	if ((size_t)snprintf(out, len, "%s%s", h.mount, strcmp(h.self, "/") ? h.self : "") >= len)
 		return cvm_error_set(err, ENAMETOOLONG, "cgroup path");
 	return 0;
 }
@@ -220,7 +310,7 @@ int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), 
 	cg->ws_fd = open(cg->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg->ws_fd < 0)
 		return cvm_error_set(err, errno, "cgroup %s", cg->ws);
-	return 0;
+	return cvm_cgroup_v1_enter(&cg->v1, "/proc/self/cgroup", err);
 }
 
 static bool has_controller(const struct cvm_cgroup *cg, const char *file)
@@ -290,4 +380,5 @@ void cvm_cgroup_remove(struct cvm_cgroup *cg)
 	wait_empty(cg->ws);
 	remove_tree(cg->ws);
 	cvm_closep(&cg->ws_fd);
+	cvm_cgroup_v1_leave(&cg->v1);
 }

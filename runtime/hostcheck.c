@@ -334,19 +334,6 @@ static void clone_into(int dirfd, struct cvm_hc_delegation *out)
 		;
 }
 
-/* rmdir fails with EBUSY until the kernel has seen the last task leave. */
-static int rmdir_retry(const char *dir)
-{
-	for (int i = 0; i < 100; i++) {
-		if (rmdir(dir) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			break;
-		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-	}
-	return -1;
-}
-
 int cvm_hc_delegation(const char *parent, uid_t uid, gid_t gid, struct cvm_hc_delegation *out,
 		      struct cvm_error *err)
 {
@@ -368,7 +355,7 @@ int cvm_hc_delegation(const char *parent, uid_t uid, gid_t gid, struct cvm_hc_de
 		clone_into(cg.ws_fd, out);
 	}
 	cvm_closep(&cg.ws_fd);
-	if (rmdir_retry(out->group) < 0 && r == 0)
+	if (cvm_cgroup_rmdir_at(AT_FDCWD, out->group) < 0 && r == 0)
 		r = cvm_error_set(err, errno, "remove %s", out->group);
 	return r;
 }

@@ -358,9 +358,7 @@ static const struct {
 	{ "cpuset", "the cpuset cannot be applied; /proc/cpuinfo shows every CPU of the host" },
 };
 
-#define FIX_V2 "run on a node with a pure cgroup v2 hierarchy (boot with " \
-	"systemd.unified_cgroup_hierarchy=1; the default since systemd 247, Debian 11, Ubuntu " \
-	"21.10, RHEL 9)"
+#define FIX_V2 "run on a node with a pure cgroup v2 hierarchy: " CVM_CGROUP_FIX_V2
 
 /* The explicit [resources] limit that needs @controller, if any. */
 static const char *explicit_limit(const struct report *r, const char *group, const char *ctl)
@@ -437,34 +435,67 @@ static void check_delegation(struct report *r, const char *group)
 	    d.group, id);
 }
 
+/* cgroup_layout: what the host is, whatever the mount says. */
+static void check_layout(struct report *r, const struct cvm_cg_host *h)
+{
+	struct cvm_error err = { 0 };
+	char why[700];
+	size_t n;
+
+	cvm_cgroup_host_why(h, why, sizeof(why));
+	switch (h->layout) {
+	case CVM_CG_UNIFIED:
+		add(r, "cgroup_layout", CVM_CHECK_OK, NULL, "unified: cgroup v2 only");
+		break;
+	case CVM_CG_HYBRID:
+		if (cvm_cgroup_v1_probe("/proc/self/cgroup", &n, &err) < 0) {
+			add(r, "cgroup_layout", CVM_CHECK_MISSING, FIX_PRIVILEGED, "hybrid: %.900s; "
+			    "cvm run refuses to start without it", err.msg);
+			break;
+		}
+		add(r, "cgroup_layout", CVM_CHECK_WARN, FIX_V2, "hybrid: cgroup v1 hierarchies "
+		    "(%.200s) next to cgroup2 at %.300s; a controller bound to v1 is not available "
+		    "in cgroup2, so its limits cannot be applied; the workspace gets a group of its "
+		    "own in each v1 hierarchy, so a v1 mount inside shows only that (made and "
+		    "removed a cvm-check.* group in each of the %zu)",
+		    h->v1[0] ? h->v1 : h->v1_mount, h->mount, n);
+		break;
+	case CVM_CG_V1_ONLY:
+	case CVM_CG_NONE:
+		add(r, "cgroup_layout", CVM_CHECK_MISSING, CVM_CGROUP_FIX_V2, "%s; cvm needs "
+		    CVM_CGROUP_NEEDS, why);
+	}
+}
+
 static void check_cgroups(struct report *r)
 {
 	static const char *const later[] = { "cgroup_cpu", "cgroup_memory", "cgroup_pids",
 					      "cgroup_io", "cgroup_cpuset", "cgroup_delegation" };
 	struct cvm_error err = { 0 };
-	char mnt[4096], group[4096], v1[4096];
-	bool hybrid;
+	struct cvm_cg_host h;
+	char group[4096];
 
-	if (cvm_cgroup_mount(mnt, sizeof(mnt)) < 0 || cvm_cgroup_self(group, sizeof(group), &err) < 0) {
-		add(r, "cgroup2", CVM_CHECK_MISSING, "give the container a cgroup2 mount at "
-		    "/sys/fs/cgroup (docker --cgroupns=private on a cgroup v2 node)", "no cgroup2 "
-		    "hierarchy is mounted: cvm needs one for the workspace's group");
+	cvm_cgroup_host("/proc/self/mountinfo", "/proc/self/cgroup", true, &h);
+	if (cvm_cgroup_self(group, sizeof(group), &err) < 0) {
+		char why[700];
+		cvm_cgroup_host_why(&h, why, sizeof(why));
+		if (h.mount[0])
+			add(r, "cgroup2", CVM_CHECK_MISSING, CVM_CGROUP_FIX_BIND, "%s; cvm needs "
+			    CVM_CGROUP_NEEDS, why);
+		else
+			add(r, "cgroup2", CVM_CHECK_MISSING, CVM_CGROUP_FIX_V2, "no cgroup2 hierarchy "
+			    "is mounted here: cvm needs " CVM_CGROUP_NEEDS);
+		check_layout(r, &h);
 		for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-			add(r, later[i], CVM_CHECK_INFO, NULL, "not checked: no cgroup2");
+			add(r, later[i], CVM_CHECK_INFO, NULL, "not checked: no cgroup2 with cvm's group");
 		return;
 	}
-	add(r, "cgroup2", CVM_CHECK_OK, NULL, "mounted at %s; cvm's group: %s%s", mnt, group,
+	add(r, "cgroup2", CVM_CHECK_OK, NULL, "mounted at %s; cvm's group: %s%s", h.mount, group,
 	    cvm_cgroup_in_host_root() ? " (the host's root cgroup: as PID 1 of a container cvm "
 	    "uses the container's own group; run like this, from a host shell, cvm run leaves "
 	    "cgroups alone)" : "");
-	hybrid = cvm_hc_v1_mount("/proc/self/mountinfo", NULL, v1, sizeof(v1)) == 0;
-	if (hybrid)
-		add(r, "cgroup_layout", CVM_CHECK_WARN, FIX_V2, "hybrid: cgroup v1 hierarchies (%s, "
-		    "...) next to cgroup2 at %s; a controller bound to v1 is not available in "
-		    "cgroup2, so its limits cannot be applied", v1, mnt);
-	else
-		add(r, "cgroup_layout", CVM_CHECK_OK, NULL, "unified: cgroup v2 only");
-	check_controllers(r, group, hybrid);
+	check_layout(r, &h);
+	check_controllers(r, group, h.layout == CVM_CG_HYBRID);
 	check_delegation(r, group);
 }
 

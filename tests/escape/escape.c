@@ -12,7 +12,9 @@
  * in the environment or in /escape/env:
  *
  *   ESC_MARKER      an outer file that must stay out of reach
- *   ESC_TAG         a word in the command line of an outer process
+ *   ESC_TAG         a word in the command line of an outer process, and the
+ *                   name of a group the outer side makes in the outer
+ *                   container's cgroup v1 groups (hybrid hosts)
  *   ESC_OUTER_PID   that process's pid in the outer pid namespace
  *   ESC_NS_<type>   inode of the outer container's namespaces (user, mnt, pid,
  *                   uts, ipc, cgroup, net)
@@ -561,6 +563,83 @@ static void a_release_agent(void)
 	report("cgroup_v1_release_agent", false, "mounted, but release_agent: %s", errno_name(e));
 }
 
+/* Does the tree at @dir (depth <= 8) hold a directory named @name? */
+static bool has_group(const char *dir, const char *name, int depth, int *groups)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+
+	while (d && !found && (de = readdir(d))) {
+		char sub[4096];
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		(*groups)++;
+		found = !strcmp(de->d_name, name);
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		if (!found && depth < 8)
+			found = has_group(sub, name, depth + 1, groups);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* One v1 hierarchy (@ctl as /proc/self/cgroup names it; @path our group in
+ * it), mounted read-only here: where is its root? Only looks, writes
+ * nothing. */
+static void v1_mount_one(const char *ctl, const char *path)
+{
+	char name[96], opts[160], where[] = "/tmp/.esc-cgv1";
+	struct stat st;
+	int groups = 0;
+
+	snprintf(name, sizeof(name), "cgroup_v1_mount_%s", ctl);
+	for (char *p = name; *p; p++)
+		if (*p == ',' || *p == '=')
+			*p = '_';
+	snprintf(opts, sizeof(opts), "%s%s", strncmp(ctl, "name=", 5) ? "" : "none,", ctl);
+	mkdir(where, 0700);
+	if (mount("cgroup", where, "cgroup", MS_RDONLY, opts) < 0) {
+		int e = errno;
+		rmdir(where);
+		return report(name, false, "mount -t cgroup -o %s: %s", opts, errno_name(e));
+	}
+	bool root = stat("/tmp/.esc-cgv1/release_agent", &st) == 0;
+	bool outer = has_group(where, env_or("ESC_TAG", "cvm-escape-tag-unset"), 0, &groups);
+	umount2(where, MNT_DETACH);
+	rmdir(where);
+	if (root || outer || strstr(path, ".."))
+		return report(name, true, "a v1 mount (-o %s) shows %s", opts, root ?
+			      "the hierarchy's root (release_agent)" : outer ?
+			      "the outer container's group (its marker group)" : "groups above ours");
+	report(name, false, "mounted, but rooted at the workspace's own group (cgroup namespace; "
+	       "no release_agent, no outer group, %d groups below)", groups);
+}
+
+/* A hybrid host: root inside may mount an existing v1 hierarchy. It must
+ * show the workspace's own group in it, never the outer container's. */
+static void a_cgroup_v1_mounts(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096];
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path;
+		if (!ctl || !(path = strchr(ctl + 1, ':')) || path == ctl + 1)
+			continue;
+		*path++ = '\0';
+		path[strcspn(path, "\n")] = '\0';
+		v1_mount_one(ctl + 1, path);
+		n++;
+	}
+	if (f)
+		fclose(f);
+	if (!n)
+		report("cgroup_v1_mount", false, "absent on this kernel: no cgroup v1 hierarchy");
+}
+
 /* ---- masks and read-only paths --------------------------------------------- */
 
 static void a_masks(void)
@@ -1082,6 +1161,7 @@ static int cmd_all(void)
 	a_cgroup_limits();
 	a_cgroup_dotdot();
 	a_release_agent();
+	a_cgroup_v1_mounts();
 	a_masks();
 	a_unmount_masks();
 	a_remount_rw();

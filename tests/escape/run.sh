@@ -72,6 +72,12 @@ s = socket.socket(socket.AF_UNIX); s.bind('\0$TAG'); s.listen(); time.sleep(1000
 		[ "$opid" != 0 ] && break; sleep 0.05
 	done
 	[ "$opid" != 0 ] || { echo "no outer marker process in $name"; return 1; }
+	# On a hybrid host: a marker group in each of the outer container's v1
+	# groups (non-root ones, as a pod's on a hybrid node), next to cvm's
+	# "workspace"; a v1 mount inside must not show it.
+	while IFS= read -r p; do
+		mkdir "$p/$TAG" || return 1
+	done < "$OUTER_DIR/$name/cgroup1"
 	{
 		echo "ESC_MARKER=$MARKER"; echo "ESC_TAG=$TAG"; echo "ESC_OUTER_PID=$opid"
 		echo "ESC_KEY=$KEY"; echo "ESC_KEY_DESC=$KEY_DESC"

@@ -8,7 +8,11 @@
 #       ... netns), so nothing it does reaches the machine's. Inside: a fresh
 #       /proc, cgroup2 at /sys/fs/cgroup showing only its own subtree
 #       (<cgroup2 mount>/cvm-test.<script pid>.NAME, the cgroup ns root), a
-#       tmpfs on /run; the host's files otherwise, cwd the caller's. CMD gets
+#       tmpfs on /run; the host's files otherwise, cwd the caller's. On a
+#       host with cgroup v1 hierarchies (hybrid), PID 1 also sits in a group
+#       of its own in each one mounted here (<v1 mount><caller's group>/
+#       cvm-test.<script pid>.NAME, listed in $OUTER_DIR/NAME/cgroup1), the
+#       cgroup namespace's root there too, as a pod on a hybrid node does. CMD gets
 #       stdin /dev/null, stdout/stderr in $OUTER_DIR/NAME/{out,err}, no fds
 #       above 2, default signal dispositions, its own session, the caller's
 #       environment plus each --env. NAME: unique per script, no "/".
@@ -39,12 +43,26 @@
 OUTER_DIR=$(mktemp -d /tmp/cvm-outer.XXXXXX)
 # cgroup2 wherever the host mounts it (/sys/fs/cgroup, or .../unified when hybrid).
 OUTER_CG2=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+# The caller's own group in each cgroup v1 hierarchy mounted here (whole,
+# root "/"): "MOUNTPOINT/PATH", one a line; none on a cgroup v2 host. A
+# hierarchy of /proc/self/cgroup ("4:cpu,cpuacct:/x") matches the mount
+# whose super options hold all of its controllers (or its name=).
+OUTER_V1=$(awk -F: 'NR == FNR { if ($1 != 0) { p = $0; sub(/^[^:]*:[^:]*:/, "", p); path[$2] = p }; next }
+	{ split($0, f, " "); for (i = 7; f[i] != "-"; i++) ;
+	  if (f[i + 1] != "cgroup" || f[4] != "/") next
+	  n = split(f[i + 3], o, ",")
+	  for (k in path) {
+		m = split(k, c, ","); ok = 1
+		for (j = 1; j <= m; j++) { hit = 0; for (l = 1; l <= n; l++) if (o[l] == c[j]) hit = 1; if (!hit) ok = 0 }
+		if (ok && !(k in seen)) { seen[k] = 1; print f[5] (path[k] == "/" ? "" : path[k]) }
+	  } }' /proc/self/cgroup /proc/self/mountinfo)
 
 # The "unshare process" (bash, after unshare execs it): in the new mount ns
 # but the host pid ns, so its first child is PID 1. It stays the parent to
 # record PID 1's real wait status: unshare --fork 2.38 turns a SIGKILLed
 # child into exit 1 ("sigprocmask unblock failed").
 # $1 cgroup dir, $2 state dir, $3 the PID 1 setup script, then env args + CMD.
+# The v1 groups to join are in $2/cgroup1.
 OUTER_PARENT='cg=$1 d=$2 setup=$3; shift 3
 trap "" INT QUIT   # a ^C to the test must not orphan PID 1 and lose its status
 for f in /proc/self/fd/*; do f=${f##*/}; [ "$f" -le 2 ] || eval "exec $f>&-"; done
@@ -52,6 +70,7 @@ for f in /proc/self/fd/*; do f=${f##*/}; [ "$f" -le 2 ] || eval "exec $f>&-"; do
 	exec </dev/null >"$d/out" 2>"$d/err"
 	read -r pid _ < /proc/self/stat && echo "$pid" > "$d/pid"   # still the host /proc
 	# Join the subtree first: a new cgroup ns is rooted where its creator stands.
+	while IFS= read -r g; do echo 0 > "$g/cgroup.procs" || exit 125; done < "$d/cgroup1"
 	echo 0 > "$cg/cgroup.procs" || exit 125
 	exec unshare --cgroup -- setsid -- sh -c "$setup" outer-setup "$d" "$@"
 ) &
@@ -91,6 +110,7 @@ outer_start() {
 	mkdir "$d/state"
 	# Recorded before anything runs, so outer_cleanup finds even a half-started one.
 	echo "$cg" > "$d/cgroup" && mkdir "$cg" || return 1
+	outer_v1_groups "$name" > "$d/cgroup1" || return 1
 	unshare --pid --mount --uts --ipc --net --propagation private -- \
 		bash -c "$OUTER_PARENT" outer-parent "$cg" "$d" "$OUTER_SETUP" -- "${envs[@]}" "$@" \
 		</dev/null >/dev/null 2>"$d/unshare.err" &
@@ -105,6 +125,21 @@ outer_start() {
 	echo "outer_start $name: PID 1 did not start (exit $(cat "$d/rc" 2>/dev/null || echo -)):" >&2
 	cat "$d/unshare.err" "$d/err" >&2 2>/dev/null || :
 	return 1
+}
+
+# outer_v1_groups NAME: make NAME's group in each v1 hierarchy, print them.
+outer_v1_groups() {
+	local p g f
+	for p in $OUTER_V1; do
+		g=$p/cvm-test.$$.$1
+		echo "$g" >> "$OUTER_DIR/$1/cgroup1.made"
+		mkdir "$g" || return 1
+		# a new cpuset has no CPUs and no memory nodes until given its parent's
+		for f in cpuset.cpus cpuset.mems; do
+			[ ! -e "$p/$f" ] || cat "$p/$f" > "$g/$f" || return 1
+		done
+		echo "$g"
+	done
 }
 
 outer_pid() { cat "$OUTER_DIR/$1/pid"; }
@@ -159,6 +194,23 @@ outer_reap() {
 	done
 	[ -e "$d/rc" ] || echo "outer: $1 did not end" >&2
 	outer_kill_cgroup "$cg"
+	outer_remove_v1 "$d"
+}
+
+# outer_remove_v1 DIR: remove the container's v1 groups (its processes are
+# gone with its cgroup2 group), and what was made below them.
+outer_remove_v1() {
+	local g i
+	[ -s "$1/cgroup1.made" ] || return 0
+	while IFS= read -r g; do
+		for ((i = 0; i < 100; i++)); do
+			[ -d "$g" ] || break
+			find "$g" -depth -type d -exec rmdir {} + 2>/dev/null || :
+			[ -d "$g" ] && sleep 0.05
+		done
+		[ ! -d "$g" ] || echo "outer: cannot remove $g" >&2
+	done < "$1/cgroup1.made"
+	: > "$1/cgroup1.made"
 }
 
 outer_wait() {

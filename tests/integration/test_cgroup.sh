@@ -1,7 +1,11 @@
 #!/bin/bash
 # cgroup v2 on this (hybrid) host: cvm as PID 1 of an outer container with
 # its own cgroup2 subtree lays out its cgroups and delegates the workspace's
-# group. The limits themselves need controllers: tests/vm/.
+# group; in each cgroup v1 hierarchy the workspace gets a group of its own
+# (the outer container sits in a non-root v1 group, as a pod on a hybrid
+# node), so a v1 mount inside shows only that. Hosts cvm refuses: v1 only,
+# a cgroup2 mount without cvm's group. The limits themselves need
+# controllers: tests/vm/.
 # usage: test_cgroup.sh BUILD_DIR
 . "$(dirname "$0")/workspace.sh" "$1"
 STATE=$(mktemp -d /tmp/cvm-cg-state.XXXXXX)
@@ -90,10 +94,96 @@ made" || return 1
 	grep -q "no CLONE_INTO_CGROUP" "$OUTER_DIR/$name/err" || { say "fallback not taken"; return 1; }
 }
 
+# The v1 groups outside: <outer's group>/workspace in every hierarchy, with
+# cvm and the init in it, outer root's (not delegated).
+t_v1_workspace_groups() {
+	local g pid1 init n=0
+	pid1=$(outer_pid "$WS"); init=$(child_of "$pid1")
+	while IFS= read -r g; do
+		n=$((n + 1))
+		[ -d "$g/workspace" ] || { say "no $g/workspace"; return 1; }
+		grep -qx "$pid1" "$g/workspace/cgroup.procs" || { say "cvm not in $g/workspace"; return 1; }
+		grep -qx "$pid1" "$g/cgroup.procs" && { say "cvm still in $g"; return 1; }
+		expect_eq "owner of $g/workspace" "$(stat -c %u "$g/workspace")" 0 || return 1
+	done < "$OUTER_DIR/$WS/cgroup1"
+	expect_eq "v1 groups" "$n" "$(echo "$OUTER_V1" | grep -c .)" || return 1
+	[ "$n" -gt 0 ] || echo "    (no cgroup v1 hierarchy on this host)" >&2
+}
+
+# Inside, each v1 hierarchy mounts at the workspace's own group: not the
+# hierarchy's root (release_agent), nothing of the outer group (a marker
+# group planted next to "workspace"), and read-only to root inside.
+t_v1_mount_inside_shows_own_group() {
+	local g out
+	while IFS= read -r g; do mkdir "$g/cvm-marker.$$"; done < "$OUTER_DIR/$WS/cgroup1"
+	out=$(ex -- sh -c 'n=0
+		for h in $(sed -n "s/^[1-9][0-9]*:\([^:]*\):.*/\1/p" /proc/self/cgroup); do
+			case $h in name=*) o=none,$h ;; *) o=$h ;; esac
+			mkdir -p /tmp/v1 && mount -t cgroup -o "$o" cgroup /tmp/v1 || { echo "mount $o failed"; continue; }
+			n=$((n + 1))
+			[ ! -e /tmp/v1/release_agent ] || echo "$h: the hierarchy root"
+			find /tmp/v1 -mindepth 1 -type d | sed "s|^|$h: a group: |"
+			grep -qx 1 /tmp/v1/cgroup.procs || echo "$h: the init is not at its root"
+			mkdir /tmp/v1/x 2>/dev/null && { rmdir /tmp/v1/x; echo "$h: made a group"; }
+			umount /tmp/v1
+		done; echo "mounted $n"')
+	while IFS= read -r g; do rmdir "$g/cvm-marker.$$"; done < "$OUTER_DIR/$WS/cgroup1"
+	expect_eq "inside" "$out" "mounted $(grep -c . "$OUTER_DIR/$WS/cgroup1")"
+}
+
+# outer_refused NAME SETUP: PID 1 runs SETUP (sh), then cvm check, then
+# execs cvm run (PID 1 still); cvm run must refuse with exit 2.
+outer_refused() {
+	outer_start "$1" -- sh -c "$2"'
+		"$0" check > /run/check.out; cat /run/check.out
+		exec "$0" run --rootfs "$1" --state "$2" -- true' "$CVM" "$ROOTFS" "$STATE.$1" || return 1
+	outer_wait "$1" 20; expect_eq "exit" "$?" 2 || { outer_log "$1" >&2; return 1; }
+}
+
+# A cgroup v1 host, as a container there sees it: v1 hierarchies under a
+# tmpfs at /sys/fs/cgroup, no cgroup2.
+t_v1_only_host_refused() {
+	local name=v1only.$$ err out
+	[ -n "$OUTER_V1" ] || { echo "    (no cgroup v1 hierarchy on this host: nothing to mount)" >&2; return 0; }
+	outer_refused "$name" 'umount -l /sys/fs/cgroup && mount -t tmpfs cgroup /sys/fs/cgroup &&
+		mkdir /sys/fs/cgroup/memory && mount -t cgroup -o memory cgroup /sys/fs/cgroup/memory || exit 99' ||
+		return 1
+	err=$OUTER_DIR/$name/err out=$OUTER_DIR/$name/out
+	grep -q "cgroup: cgroup v1 only here: v1 hierarchies (.*memory.*; one at /sys/fs/cgroup/memory) and no cgroup2 mount" "$err" &&
+	grep -q "cvm needs cgroup v2, the unified hierarchy (Linux 5.14 or later" "$err" &&
+	grep -q "systemd.unified_cgroup_hierarchy=1 on its kernel command line" "$err" &&
+	grep -q -- "--cgroupns=private is the default" "$err" || { say "run said:"; cat "$err" >&2; return 1; }
+	grep -q "^missing  cgroup2 .*no cgroup2 hierarchy is mounted here" "$out" &&
+	grep -q "^missing  cgroup_layout .*cgroup v1 only here" "$out" &&
+	grep -q "^cvm cannot run here: missing cgroup2, cgroup_layout" "$out" || { say "check said:"; cat "$out" >&2; return 1; }
+}
+
+# cgroup2 at /sys/fs/cgroup, but a bind of another group (b) while cvm
+# sits in a: its own cgroup is not under the mount.
+t_foreign_cgroup2_refused() {
+	local name=bind.$$ err out
+	outer_refused "$name" 'mkdir /sys/fs/cgroup/a /sys/fs/cgroup/b && echo $$ > /sys/fs/cgroup/a/cgroup.procs &&
+		mount --bind /sys/fs/cgroup/b /sys/fs/cgroup || exit 99' || return 1
+	err=$OUTER_DIR/$name/err out=$OUTER_DIR/$name/out
+	grep -q "cgroup: the cgroup2 mount at /sys/fs/cgroup does not contain cvm's own cgroup /a (the 0:: line of /proc/self/cgroup; /sys/fs/cgroup/a is missing): a bind of another group's subtree" "$err" &&
+	grep -q "docker --cgroupns=private" "$err" || { say "run said:"; cat "$err" >&2; return 1; }
+	grep -q "^missing  cgroup2 .*does not contain cvm's own cgroup /a" "$out" || { say "check said:"; cat "$out" >&2; return 1; }
+}
+
 for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do
 	run_test "${t#t_}" "$t"
 done
-# docker stop: everything goes, and so does the workspace's group.
-run_test stop_removes_the_group eval 'outer_signal "$WS" TERM; outer_wait "$WS" 20;
-	expect_eq "exit" "$?" 143 && [ ! -d "$CG/workspace" ] || { say "group left: $(ls "$CG")"; false; }'
+# docker stop: everything goes, and so does the workspace's group; cvm
+# itself removes its v1 groups (checked before the harness cleans up).
+t_stop_removes_the_groups() {
+	local g
+	outer_signal "$WS" TERM
+	for _ in $(seq 400); do [ -e "$OUTER_DIR/$WS/rc" ] && break; sleep 0.05; done
+	while IFS= read -r g; do
+		[ ! -d "$g/workspace" ] || { say "v1 group left: $g/workspace"; return 1; }
+	done < "$OUTER_DIR/$WS/cgroup1"
+	outer_wait "$WS" 20; expect_eq "exit" "$?" 143 || return 1
+	[ ! -d "$CG/workspace" ] || { say "group left: $(ls "$CG")"; return 1; }
+}
+run_test stop_removes_the_groups t_stop_removes_the_groups
 finish

@@ -67,6 +67,8 @@ t_hybrid_cgroups() {
 	"$CVM" check > out; expect_eq "exit" "$?" 0 || return 1
 	if [ -n "$(v1_mount)" ]; then
 		expect_line cgroup_layout warn out "hybrid: cgroup v1 hierarchies" || return 1
+		# the workspace's own v1 groups, tried with scratch ones
+		expect_line cgroup_layout warn out "made and removed a cvm-check.\* group in each of the $(grep -c '^[1-9]' /proc/self/cgroup)" || return 1
 		grep -q "systemd.unified_cgroup_hierarchy=1" out || { say "no fix for hybrid"; return 1; }
 	else
 		expect_line cgroup_layout ok out "unified" || return 1
@@ -151,6 +153,10 @@ t_unprivileged_cannot_run() {
 	expect_line mount missing out "Operation not permitted" &&
 	expect_line idmap_state missing out "uid_map" &&
 	expect_line cgroup_delegation missing out "Permission denied" || return 1
+	# hybrid: the workspace's own v1 groups need a cgroup mount of cvm's own
+	if grep -q '^[1-9]' /proc/self/cgroup; then
+		expect_line cgroup_layout missing out "hybrid: cgroup v1 hierarchy .*: fsopen cgroup: Operation not permitted; cvm run refuses to start without it" || return 1
+	fi
 	grep -q "to fix: run the outer container privileged" out || { say "no fix"; return 1; }
 	tail -1 out | grep -q '^cvm cannot run here: missing privileged, mount' ||
 		{ say "last line: $(tail -1 out)"; return 1; }
@@ -229,6 +235,7 @@ t_leaves_nothing() {
 	local before after
 	snapshot() {
 		find "$CG2" -name 'cvm-check.*'
+		awk '$9 == "cgroup" { print $5 }' /proc/self/mountinfo | xargs -r -I{} find {} -name 'cvm-check.*'
 		cat /proc/self/mountinfo
 		find "$T" | sort
 	}

@@ -211,24 +211,30 @@ t_outer_terminal_out_of_reach() {
 # is PID 1 of a pid, mount and cgroup namespace in a group of its own (as
 # under a container engine) with the terminal as its stdin.
 t_systemd_on_the_console() {
-	local image cg pid
+	local image cg pid d=$OUTER_DIR/console
 	image=$("$SRC/scripts/debian-image") || { say "cannot build the Debian image"; return 1; }
+	# Its own group, in cgroup2 and (hybrid host) each v1 hierarchy, as
+	# outer_start makes them; removed at the end by console_cleanup.
 	cg=$OUTER_CG2/cvm-test.$$.console
-	mkdir "$cg" || return 1
-	echo "$cg" > "$STATE/console.cg"
-	term_start sd || return 1
-	term_type sd "echo \$\$ > $cg/cgroup.procs && exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private -- sh -c 'mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /run && exec \"\$@\"' sh $CVM run --network host --rootfs $image --state $STATE/sd --stop-timeout 30s"
-	term_wait sd 'Welcome to Debian' 60 || { outer_kill_cgroup "$cg"; return 1; }
-	term_wait sd ' login: ?$' 180 || { outer_kill_cgroup "$cg"; return 1; }
+	mkdir -p "$d" && mkdir "$cg" && outer_v1_groups console > "$d/cgroup1" || return 1
+	term_start sd || { console_cleanup "$cg" "$d"; return 1; }
+	term_type sd "for g in $cg \$(cat $d/cgroup1); do echo \$\$ > \$g/cgroup.procs; done && exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private -- sh -c 'mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /run && exec \"\$@\"' sh $CVM run --network host --rootfs $image --state $STATE/sd --stop-timeout 30s"
+	term_wait sd 'Welcome to Debian' 60 && term_wait sd ' login: ?$' 180 ||
+		{ console_cleanup "$cg" "$d"; return 1; }
 	# cvm is PID 1 there: the unshare's child, in our group.
 	pid=$(for p in $(cat "$cg/cgroup.procs" "$cg"/*/cgroup.procs 2>/dev/null); do
 		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = cvm ] && echo "$p"; done | head -1)
-	[ -n "$pid" ] || { say "no cvm in $cg"; outer_kill_cgroup "$cg"; return 1; }
+	[ -n "$pid" ] || { say "no cvm in $cg"; console_cleanup "$cg" "$d"; return 1; }
 	kill -TERM "$pid"
 	# The shutdown's messages come through too, then the pane's shell ends.
-	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 || { outer_kill_cgroup "$cg"; return 1; }
-	term_wait sd 'Pane is dead' 60 || { outer_kill_cgroup "$cg"; return 1; }
-	outer_kill_cgroup "$cg"
+	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 &&
+		term_wait sd 'Pane is dead' 60 || { console_cleanup "$cg" "$d"; return 1; }
+	console_cleanup "$cg" "$d"
+}
+
+console_cleanup() {
+	outer_kill_cgroup "$1"
+	outer_remove_v1 "$2"
 }
 
 for t in run_from_a_terminal job_control window_size_and_sigwinch demo_gives_a_prompt \

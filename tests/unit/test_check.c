@@ -1,9 +1,11 @@
 /* cvm check's pure logic: kernel versions and what they lack, finding the
- * cgroup v1 hierarchy of a controller in mountinfo, the nearest existing
- * ancestor of a state dir. The probes themselves: tests/integration/test_check.sh. */
+ * cgroup v1 hierarchy of a controller in mountinfo, what the host's cgroups
+ * are (and the words cvm run and cvm check use when it cannot run there),
+ * the nearest existing ancestor of a state dir. The probes themselves: tests/integration/test_check.sh. */
 #include <check.h>
 #include <string.h>
 
+#include "runtime/cgroup.h"
 #include "runtime/hostcheck.h"
 #include "supervisor/check.h"
 #include "tmptree.h"
@@ -136,6 +138,141 @@ START_TEST(v1_mounts)
 }
 END_TEST
 
+/* A Docker container on a cgroup v1 host (Amazon Linux 2, Docker Engine
+ * with cgroup v1): v1 hierarchies only, no cgroup2 mount. */
+START_TEST(host_v1_only)
+{
+	char fx[512], mi[600], cg[600], why[1024];
+	struct cvm_cg_host h;
+
+	snprintf(fx, sizeof(fx), "%s/tests/fixtures/cgroup", getenv("CVM_SOURCE_ROOT"));
+	snprintf(mi, sizeof(mi), "%s/docker-v1.mountinfo", fx);
+	snprintf(cg, sizeof(cg), "%s/docker-v1.cgroup", fx);
+	cvm_cgroup_host(mi, cg, false, &h);
+	ck_assert_int_eq(h.layout, CVM_CG_V1_ONLY);
+	ck_assert_str_eq(h.mount, "");
+	ck_assert(!h.self_found);
+	ck_assert_str_eq(h.v1, "cpuset blkio pids memory cpu,cpuacct name=systemd");
+	ck_assert_str_eq(h.v1_mount, "/sys/fs/cgroup/systemd");
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	ck_assert_msg(strstr(why, "cgroup v1 only here: v1 hierarchies (cpuset blkio pids memory "
+			  "cpu,cpuacct name=systemd; one at /sys/fs/cgroup/systemd) and no cgroup2 "
+			  "mount"), "%s", why);
+	/* what cvm run says comes from the same words */
+	ck_assert_ptr_nonnull(strstr(CVM_CGROUP_FIX_V2, "systemd.unified_cgroup_hierarchy=1"));
+	ck_assert_ptr_nonnull(strstr(CVM_CGROUP_FIX_V2, "--cgroupns=private"));
+	ck_assert_ptr_nonnull(strstr(CVM_CGROUP_NEEDS, "mounted at /sys/fs/cgroup and containing "
+				     "cvm's own cgroup"));
+}
+END_TEST
+
+/* mountinfo with cgroup2 at ROOT/cg, plus a v1 line when @hybrid. */
+static void put_host(const char *root, bool hybrid, const char *self)
+{
+	char mi[1024], cg[512];
+
+	snprintf(mi, sizeof(mi), "%s"
+		 "40 31 0:37 / %s/cg rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n",
+		 hybrid ? "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+		 : "", root);
+	snprintf(cg, sizeof(cg), "%s0::%s\n", hybrid ? "4:memory:/pod1\n" : "", self);
+	tmptree_put(root, "mountinfo", mi);
+	tmptree_put(root, "cgroup", cg);
+}
+
+static void host_at(const char *root, struct cvm_cg_host *h)
+{
+	char mi[128], cg[128];
+
+	snprintf(mi, sizeof(mi), "%s/mountinfo", root);
+	snprintf(cg, sizeof(cg), "%s/cgroup", root);
+	cvm_cgroup_host(mi, cg, false, h);
+}
+
+START_TEST(host_v2_and_hybrid)
+{
+	char root[64], mnt[128], why[1024];
+	struct cvm_cg_host h;
+
+	tmptree_make(root, "cvm-check-unit");
+	tmptree_put(root, "cg/a/cgroup.procs", "");
+	snprintf(mnt, sizeof(mnt), "%s/cg", root);
+
+	put_host(root, false, "/a");
+	host_at(root, &h);
+	ck_assert_int_eq(h.layout, CVM_CG_UNIFIED);
+	ck_assert_str_eq(h.mount, mnt);
+	ck_assert_str_eq(h.self, "/a");
+	ck_assert(h.self_found);
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	ck_assert_msg(!strncmp(why, "unified: cgroup v2 only", 23), "%s", why);
+
+	put_host(root, true, "/a");
+	host_at(root, &h);
+	ck_assert_int_eq(h.layout, CVM_CG_HYBRID);
+	ck_assert(h.self_found);
+	ck_assert_str_eq(h.v1, "memory");
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	ck_assert_msg(!strncmp(why, "hybrid: cgroup v1 hierarchies (memory) next to cgroup2", 54),
+		      "%s", why);
+	tmptree_remove(root);
+}
+END_TEST
+
+/* cgroup2 at /sys/fs/cgroup, but a bind of another group's subtree: the
+ * path of /proc/self/cgroup is not under it. */
+START_TEST(host_foreign_subtree)
+{
+	char root[64], want[512], why[1024];
+	struct cvm_cg_host h;
+
+	tmptree_make(root, "cvm-check-unit");
+	tmptree_put(root, "cg/b/cgroup.procs", "");
+	put_host(root, false, "/a");
+	host_at(root, &h);
+	ck_assert_int_eq(h.layout, CVM_CG_UNIFIED);
+	ck_assert(h.has_self);
+	ck_assert(!h.self_found);
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	snprintf(want, sizeof(want), "the cgroup2 mount at %s/cg does not contain cvm's own cgroup "
+		 "/a (the 0:: line of /proc/self/cgroup; %s/cg/a is missing): a bind of another "
+		 "group's subtree", root, root);
+	ck_assert_str_eq(why, want);
+
+	/* outside the cgroup namespace's root the path climbs: never ours,
+	 * even where the climb happens to resolve */
+	put_host(root, false, "/../cg/b");
+	host_at(root, &h);
+	ck_assert(!h.self_found);
+
+	/* no 0:: line at all */
+	tmptree_put(root, "cgroup", "4:memory:/\n");
+	host_at(root, &h);
+	ck_assert(!h.has_self);
+	ck_assert(!h.self_found);
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	ck_assert_ptr_nonnull(strstr(why, "no 0:: line"));
+	tmptree_remove(root);
+}
+END_TEST
+
+START_TEST(host_none)
+{
+	char root[64], why[1024];
+	struct cvm_cg_host h;
+
+	tmptree_make(root, "cvm-check-unit");
+	tmptree_put(root, "mountinfo", "25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n");
+	tmptree_put(root, "cgroup", "0::/\n");
+	host_at(root, &h);
+	ck_assert_int_eq(h.layout, CVM_CG_NONE);
+	ck_assert(!h.self_found);
+	cvm_cgroup_host_why(&h, why, sizeof(why));
+	ck_assert_msg(!strncmp(why, "no cgroup filesystem here", 25), "%s", why);
+	tmptree_remove(root);
+}
+END_TEST
+
 START_TEST(existing_ancestor)
 {
 	char root[64], path[256], out[256];
@@ -163,6 +300,10 @@ int main(void)
 	tcase_add_test(tc, kver_compare);
 	tcase_add_test(tc, kernel_verdicts);
 	tcase_add_test(tc, v1_mounts);
+	tcase_add_test(tc, host_v1_only);
+	tcase_add_test(tc, host_v2_and_hybrid);
+	tcase_add_test(tc, host_foreign_subtree);
+	tcase_add_test(tc, host_none);
 	tcase_add_test(tc, existing_ancestor);
 	suite_add_tcase(s, tc);
 	return tmptree_run(s);
