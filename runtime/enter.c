@@ -15,6 +15,7 @@
 #include "caps.h"
 #include "envlist.h"
 #include "exitcode.h"
+#include "fdio.h"
 #include "notify.h"
 #include "report.h"
 #include "seccomp.h"
@@ -35,6 +36,11 @@ int cvm_enter_confine(bool seccomp, char *const *deny, int notify_sock, struct c
 			   e.msg);
 	close(notify_sock);
 	return 0;
+}
+
+int cvm_enter_oom_reset(struct cvm_error *err)
+{
+	return cvm_write_file(AT_FDCWD, "/proc/self/oom_score_adj", "0", err);
 }
 
 void cvm_enter_fail(int report_fd, int status, const char *fmt, ...)

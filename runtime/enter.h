@@ -18,6 +18,12 @@
  * sysinfo(2) then gives the host's numbers. 0, or -1 with @err. */
 int cvm_enter_confine(bool seccomp, char *const *deny, int notify_sock, struct cvm_error *err);
 
+/* What comes into the workspace (its init, a joining cvm exec) is as
+ * killable as anything inside: oom_score_adj back to 0 from cvm's -1000.
+ * A failure is fatal to the caller: a process left shielded inside would
+ * let the workspace's root dodge the OOM killer. 0, or -1 with @err. */
+int cvm_enter_oom_reset(struct cvm_error *err);
+
 struct cvm_enter {
 	char *const *argv;
 	char **envp;            /* HOME and USER are added when missing */

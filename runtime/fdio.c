@@ -104,7 +104,10 @@ int cvm_write_file(int dirfd, const char *path, const char *text, struct cvm_err
 	cleanup_close int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
 	size_t len = strlen(text);
 
-	if (fd < 0 || write(fd, text, len) != (ssize_t)len)
-		return cvm_error_set(err, errno ? errno : EIO, "write %s", path);
-	return 0;
+	errno = 0;
+	if (fd >= 0 && write(fd, text, len) == (ssize_t)len)
+		return 0;
+	if (!errno)
+		errno = EIO;    /* a short write */
+	return err ? cvm_error_set(err, errno, "write %s", path) : -1;
 }

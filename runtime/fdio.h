@@ -32,7 +32,8 @@ int cvm_fdio_recv_fd(int sock, int flags);
 
 /* Write @text to the existing file @path (relative to @dirfd, or absolute)
  * with a single write(2), as the kernel's files want it (uid_map,
- * cgroup.procs): a short write is an error. 0, or -1 with @err naming it. */
+ * cgroup.procs): a short write is an error (EIO). 0, or -1 with errno set
+ * and, unless @err is NULL, @err naming the file. */
 int cvm_write_file(int dirfd, const char *path, const char *text, struct cvm_error *err);
 
 #endif

@@ -60,13 +60,8 @@ int cvm_join_enter(const struct cvm_ws_handle *ws, int *cgroup_procs_fd, struct 
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		return cvm_error_set(err, errno, "make the joining process non-dumpable");
 	*cgroup_procs_fd = open_cgroup_procs(ws->pid);
-	/* cvm runs at -1000; what joins the workspace is as killable as it. */
-	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (oom >= 0) {
-		if (write(oom, "0", 1) < 0)
-			(void)0;
-		close(oom);
-	}
+	if (cvm_enter_oom_reset(err) < 0)
+		return -1;
 	if (ws->join_net)
 		flags |= CLONE_NEWNET;
 	if (setns(ws->pidfd, flags) < 0)

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "enter.h"
 #include "fdio.h"
 #include "copytree.h"
 #include "idmap.h"
@@ -88,10 +89,9 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* cvm shields itself from the OOM killer; the workspace must not be.
 	 * Now, while our ids still own our /proc entries. */
-	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (oom < 0 || write(oom, "0", 1) != 1)
+	struct cvm_error oom_err = { 0 };
+	if (cvm_enter_oom_reset(&oom_err) < 0)
 		ws_die("reset oom_score_adj");
-	close(oom);
 	mnt_fd = cvm_fdio_recv_fd(sock, 0);
 	console = s->console ? cvm_fdio_recv_fd(sock, 0) : -1;
 	/* Wait for the parent's go as well: the builder is still a process of

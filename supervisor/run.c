@@ -32,6 +32,7 @@
 #include "runtime/idmap.h"
 #include "runtime/join.h"
 #include "runtime/dnsrelay.h"
+#include "runtime/fdio.h"
 #include "runtime/net.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
@@ -337,7 +338,6 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 {
 	struct cvm_cg_limit limits[CVM_MAX_LIMITS];
 	size_t n;
-	int fd;
 
 	if (getpid() != 1 || cvm_cgroup_in_host_root()) {
 		log_debug("cgroup", "not PID 1 of a container (or in the host's root cgroup): the workspace "
@@ -345,12 +345,9 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 		return 0;
 	}
 	/* An OOM or a fork bomb inside must never take PID 1 down. */
-	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, "-1000", 5) != 5)
+	if (cvm_write_file(AT_FDCWD, "/proc/self/oom_score_adj", "-1000", NULL) < 0)
 		log_warn("cgroup", "cannot set cvm's oom_score_adj to -1000 (%s; it needs CAP_SYS_RESOURCE): "
 			 "an OOM inside could pick cvm", strerror(errno));
-	if (fd >= 0)
-		close(fd);
 	if (cvm_cgroup_setup(&w->cg, note_once, NULL, err) < 0)
 		return -1;
 	w->has_cgroup = true;
