@@ -1,4 +1,4 @@
-/* How a workspace comes up (the order matters; see DESIGN.md):
+/* How a workspace comes up (the order matters; see ARCHITECTURE.md):
  *
  *  parent (outer root)   clone3 C into new user/pid/uts/ipc/cgroup namespaces,
  *                        write C's id maps, idmap the layers with C's userns
