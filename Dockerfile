@@ -12,11 +12,22 @@
 #   docker build -t cvm-workspace examples/workspace
 #   docker build --build-arg WORKSPACE_IMAGE=cvm-workspace -t cvm .
 #
-# No Docker engine runs where cvm is developed: this file is kept simple, and
-# its build stage runs scripts/build-musl, the script the tests run on Debian
-# (on Alpine it takes the *-static packages for the dependencies; the meson
-# options are the same).
+# Release builds take the defaults: cvm built from source on Alpine (its
+# build stage runs scripts/build-musl, the script the tests run on Debian; on
+# Alpine it takes the *-static packages), an Alpine outer image. Offline (the
+# tests: tests/vm/run BUILD engine) three build arguments swap every
+# registry image for something local, and BuildKit skips the stages not used:
+#
+#   DOCKER_BUILDKIT=1 docker build --build-arg CVM_BUILD=prebuilt \
+#       --build-arg OUTER_BASE=scratch --build-arg WORKSPACE_IMAGE=local-ws -t cvm CONTEXT
+#
+# where CONTEXT holds this file and a static cvm (build-musl/cvm.stripped)
+# named cvm, and local-ws is an image of the engine's own (docker import).
 ARG WORKSPACE_IMAGE=ubuntu:24.04
+# build: from source (Alpine); prebuilt: the file cvm of the build context
+ARG CVM_BUILD=build
+# the outer image's base: cvm is static, so scratch will do
+ARG OUTER_BASE=alpine:3.20
 
 # 1. cvm, linked statically against musl
 FROM alpine:3.20 AS build
@@ -25,13 +36,19 @@ COPY . /src
 WORKDIR /src
 RUN scripts/build-musl && install -D -m 755 build-musl/cvm.stripped /out/cvm
 
+# 1'. or a static cvm built elsewhere (scripts/build-musl), from the context
+FROM scratch AS prebuilt
+COPY cvm /out/cvm
+
+FROM ${CVM_BUILD} AS cvm
+
 # 2. the workspace image, whose whole filesystem becomes the workspace's root
 FROM ${WORKSPACE_IMAGE} AS workspace
 
 # 3. the outer image: cvm, the unpacked workspace image, and the config as
 #    CVM_* variables (docker run -e CVM_...=... overrides them)
-FROM alpine:3.20
-COPY --from=build /out/cvm /usr/local/bin/cvm
+FROM ${OUTER_BASE}
+COPY --from=cvm /out/cvm /usr/local/bin/cvm
 COPY --from=workspace / /var/lib/cvm/images/workspace/
 # The image dir sits on the outer image's overlay, which cannot be idmapped:
 # cvm copies it once into the state dir, which must be a volume (a

@@ -12,6 +12,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "fdio.h"
+#include "proc.h"
 
 #define CGROUP2_MAGIC 0x63677270
 #define CGROUP_SUPER_MAGIC 0x27e0eb
@@ -193,6 +194,47 @@ bool cvm_cgroup_in_host_root(void)
 		if (!strcmp(line, "0::/\n"))
 			return true;
 	return false;
+}
+
+int cvm_cgroup_only_ancestors(char *why, size_t len)
+{
+	pid_t chain[64];
+	size_t n = 0;
+	struct stat st;
+	char self[4096], path[4200], line[32];
+	struct cvm_error err = { 0 };
+	cleanup_file FILE *f = NULL;
+
+	/* The initial pid namespace's inode number: a shell on a host, whose
+	 * session's cgroup cvm must leave alone. */
+	if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino == 0xEFFFFFFCu)
+		return -1;
+	for (pid_t p = getpid(); p > 0 && n < sizeof(chain) / sizeof(chain[0]); ) {
+		char name[32];
+		chain[n++] = p;
+		snprintf(name, sizeof(name), "/proc/%d", (int)p);
+		p = cvm_proc_ppid(AT_FDCWD, name);
+	}
+	if (cvm_cgroup_self(self, sizeof(self), &err) < 0) {
+		snprintf(why, len, "%s", err.msg);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", self);
+	if (!(f = fopen(path, "re"))) {
+		snprintf(why, len, "%s: %s", path, strerror(errno));
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		pid_t pid = (pid_t)atoi(line);
+		size_t i = 0;
+		while (i < n && chain[i] != pid)
+			i++;
+		if (i == n) {   /* 0: a process of another pid namespace */
+			snprintf(why, len, "pid %d in %s is not an ancestor of cvm", (int)pid, self);
+			return 0;
+		}
+	}
+	return 1;
 }
 
 static bool populated(const char *dir)

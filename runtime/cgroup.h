@@ -103,6 +103,16 @@ int cvm_cgroup_self(char *out, size_t len, struct cvm_error *err);
  * it (unshare --pid from a shell on a host). */
 bool cvm_cgroup_in_host_root(void);
 
+/* May cvm, when it is not PID 1, take its cgroup over as PID 1 does?
+ * Under `docker run --init` (tini is PID 1, cvm its child) or an entrypoint
+ * shell that does not exec, the container's cgroup holds cvm and its
+ * ancestors only, and cvm_cgroup_setup moves them all into cvm's leaf, as
+ * it moves a runtime's leftovers when cvm is PID 1. 1: yes, every process
+ * of the group is cvm or an ancestor of cvm up to PID 1 of its own pid
+ * namespace; 0: no, @why (len bytes) says which process is in the way;
+ * -1: not in a container (the host's pid namespace): never. */
+int cvm_cgroup_only_ancestors(char *why, size_t len);
+
 /* The layout: cvm into root/cvm.supervisor, every available controller
  * enabled for the children, root/workspace made (emptied first if an
  * earlier run left it); on a hybrid host, cvm into CVM_CGROUP_WORKSPACE

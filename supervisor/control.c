@@ -50,6 +50,12 @@ int cvm_control_listen(const char *path, struct cvm_error *err)
 	strcpy(sa.sun_path, path);
 	strcpy(dir, path);
 	*strrchr(dir, '/') = '\0';
+	if (dir[0] && mkdir(dir, 0700) < 0 && errno == ENOENT && strrchr(dir, '/') != dir) {
+		/* An outer image FROM scratch has no /run: make the parent too. */
+		*strrchr(dir, '/') = '\0';
+		mkdir(dir, 0755);
+		dir[strlen(dir)] = '/';
+	}
 	if (dir[0] && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return cvm_error_set(err, errno, "control socket dir %s", dir);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

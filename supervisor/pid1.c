@@ -18,6 +18,7 @@
 #include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
+#include "runtime/proc.h"
 #include "runtime/syscalls.h"
 
 /* Faults are delivered synchronously to the thread that caused them; blocking
@@ -164,28 +165,6 @@ void cvm_pid1_unwatch(struct cvm_pid1 *p, int fd)
 
 /* ---- signalling everyone ------------------------------------------------ */
 
-static pid_t stat_ppid(int dirfd, const char *name)
-{
-	char path[64], buf[512], *paren;
-	cleanup_close int fd = -1;
-	ssize_t n;
-	long ppid;
-
-	snprintf(path, sizeof(path), "%s/stat", name);
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* comm may contain spaces and parens: parse after the last ')' */
-	paren = strrchr(buf, ')');
-	if (!paren || sscanf(paren + 1, " %*c %ld", &ppid) != 1)
-		return -1;
-	return (pid_t)ppid;
-}
-
 struct proc_pair {
 	pid_t pid, ppid;
 };
@@ -203,7 +182,7 @@ static size_t list_processes(struct proc_pair **out)
 	while ((de = readdir(d))) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
-		pid_t ppid = stat_ppid(dirfd(d), de->d_name);
+		pid_t ppid = cvm_proc_ppid(dirfd(d), de->d_name);
 		if (ppid < 0)
 			continue;
 		if (n == cap) {

@@ -332,14 +332,25 @@ static void note_once(const char *line, void *arg)
 }
 
 /* As PID 1 of the outer container, cvm owns its cgroup: a leaf for itself,
- * a delegated group with the limits for the workspace. Run any other way
- * (a shell, a test) it leaves the cgroups it was started in alone. */
+ * a delegated group with the limits for the workspace. So it does as the
+ * child of the container's init (docker run --init, a shell entrypoint that
+ * does not exec) when the group holds only cvm and its ancestors. Run any
+ * other way (a shell, a test) it leaves the cgroups it was started in alone,
+ * and says so when in a container: without a group of its own the
+ * workspace has no limits, and systemd as its init exits at once. */
 static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_error *err)
 {
 	struct cvm_cg_limit limits[CVM_MAX_LIMITS];
+	char why[512] = "";
 	size_t n;
+	int own = getpid() == 1 ? 1 : cvm_cgroup_only_ancestors(why, sizeof(why));
 
-	if (getpid() != 1 || cvm_cgroup_in_host_root()) {
+	if (own == 0)
+		log_warn("cgroup", "cvm is not the container's PID 1 and its cgroup is shared (%s): the "
+			 "workspace stays in cvm's cgroup, without limits or a delegated group (systemd "
+			 "cannot boot there); make cvm the entrypoint (exec it) or the only child of "
+			 "the container's init", why);
+	if (own != 1 || cvm_cgroup_in_host_root()) {
 		log_debug("cgroup", "not PID 1 of a container (or in the host's root cgroup): the workspace "
 			  "stays in cvm's cgroup, without limits");
 		return 0;
