@@ -119,9 +119,10 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	close(sock);
 	/* Nothing of the outer cvm (epoll, signalfd, sockets) goes inside,
 	 * but the one fd the init function needs before its exec. */
-	if (s->init_fd >= 0 && (dup2(s->init_fd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0))
+	if (s->init_fd >= 0 && (dup2(s->init_fd, CVM_WS_INIT_FD) < 0 ||
+				 fcntl(CVM_WS_INIT_FD, F_SETFD, FD_CLOEXEC) < 0))
 		ws_die("keep the init's fd");
-	sys_close_range(s->init_fd >= 0 ? 4 : 3, ~0U, 0);
+	sys_close_range(s->init_fd >= 0 ? CVM_WS_INIT_FD + 1 : 3, ~0U, 0);
 	_exit(init(arg));
 }
 
