@@ -250,12 +250,17 @@ static int ws_gpu_extras(struct ws_gpu *g, char ***envp)
 	return 0;
 }
 
+/* Idempotent: ws_start frees the plan once the workspace is built, and
+ * ws_teardown frees whatever is left. */
 static void ws_gpu_free(struct ws_gpu *g)
 {
 	free(g->nodes);
 	free(g->files);
 	free(g->links);
-	cvm_gpu_plan_free(&g->plan);
+	cvm_gpu_plan_free(&g->plan);    /* zeroes the plan */
+	g->nodes = NULL;
+	g->files = NULL;
+	g->links = NULL;
 }
 
 static int ws_net_setup(int netns_fd, void *arg, struct cvm_error *err)
