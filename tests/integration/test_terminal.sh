@@ -231,7 +231,7 @@ t_systemd_on_the_console() {
 	kill -TERM "$pid"
 	# The shutdown's messages come through too, then the pane's shell ends.
 	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 &&
-		term_wait sd 'Pane is dead' 60 || { console_cleanup "$cg" "$d"; return 1; }
+		term_wait sd 'Pane is dead' 120 || { console_cleanup "$cg" "$d"; return 1; }
 	console_cleanup "$cg" "$d"
 }
 
