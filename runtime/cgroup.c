@@ -11,6 +11,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "fdio.h"
 #include "proc.h"
 
 #define CGROUP2_MAGIC 0x63677270
@@ -19,13 +20,12 @@
 static int write_at(const char *dir, const char *file, const char *value)
 {
 	char path[4400];
-	cleanup_close int fd = -1;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
 		return -1;
-	return write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
+	}
+	return cvm_write_file(AT_FDCWD, path, value, NULL);
 }
 
 int cvm_cgroup_read_at(const char *dir, const char *file, char *buf, size_t len)

@@ -51,6 +51,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "fdio.h"
 #include "mounts.h"
 
 int cvm_cgroup_rmdir_at(int dirfd, const char *name)
@@ -63,15 +64,6 @@ int cvm_cgroup_rmdir_at(int dirfd, const char *name)
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
 	}
 	return -1;
-}
-
-static int write_fd_at(int dirfd, const char *file, const char *value)
-{
-	cleanup_close int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	return write(fd, value, strlen(value)) == (ssize_t)strlen(value) ? 0 : -1;
 }
 
 /* A new cpuset group has no CPUs and no memory nodes: nothing can join it
@@ -89,7 +81,7 @@ static int cpuset_inherit(int parent_fd, int ws_fd)
 		if (n < 0)
 			return -1;
 		v[n] = '\0';
-		if (write_fd_at(ws_fd, files[i], v[0] == '\n' || !v[0] ? "\n" : v) < 0)
+		if (cvm_write_file(ws_fd, files[i], v[0] == '\n' || !v[0] ? "\n" : v, NULL) < 0)
 			return -1;
 	}
 	return 0;
@@ -152,7 +144,7 @@ static int enter_one(struct cvm_cg1 *h, const char *path, struct cvm_error *err)
 		return cvm_error_set(err, errno, "%s/" CVM_CGROUP_WORKSPACE ": copy the parent's "
 				     "cpuset.cpus and cpuset.mems", path);
 	/* cgroup.procs: the whole thread group. */
-	if (write_fd_at(ws, "cgroup.procs", "0") < 0)
+	if (cvm_write_file(ws, "cgroup.procs", "0", NULL) < 0)
 		return cvm_error_set(err, errno, "move cvm into %s/" CVM_CGROUP_WORKSPACE, path);
 	return 0;
 }
@@ -248,7 +240,7 @@ void cvm_cgroup_v1_leave(struct cvm_cgroup_v1 *v)
 		struct cvm_cg1 *h = &v->h[i];
 		if (h->parent_fd < 0)
 			continue;
-		write_fd_at(h->parent_fd, "cgroup.procs", "0");
+		cvm_write_file(h->parent_fd, "cgroup.procs", "0", NULL);
 		/* What the workspace left is gone with its cgroup2 group by now;
 		 * a process still leaving keeps it busy a moment. */
 		if (h->made)

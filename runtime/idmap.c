@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fdio.h"
 #include "idmap.h"
 #include "syscalls.h"
 
@@ -64,22 +65,22 @@ int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_e
 	return steal_fd(&fd);
 }
 
-static int write_map(pid_t pid, const char *file, const char *map, struct cvm_error *err)
+int cvm_idmap_write(pid_t pid, uint32_t base, uint32_t count, struct cvm_error *err)
 {
-	char path[64];
-	cleanup_close int fd = -1;
+	char path[64], map[64];
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, map, strlen(map)) != (ssize_t)strlen(map))
-		return cvm_error_set(err, errno, "write %s", path);
-	return 0;
+	snprintf(map, sizeof(map), "0 %u %u\n", base, count);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	if (cvm_write_file(AT_FDCWD, path, map, err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	return cvm_write_file(AT_FDCWD, path, map, err);
 }
 
 int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err)
 {
 	int sp[2], fd = -1;
-	char map[64], path[64];
+	char path[64];
 	unsigned char c = 0;
 	cleanup_pid pid_t pid = -1;
 
@@ -102,10 +103,8 @@ int cvm_userns_open(uint32_t base, uint32_t count, struct cvm_error *err)
 	} else if (c) {
 		cvm_error_set(err, c, "unshare(CLONE_NEWUSER)");
 	} else {
-		snprintf(map, sizeof(map), "0 %u %u\n", base, count);
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-		if (write_map(pid, "uid_map", map, err) == 0 &&
-		    write_map(pid, "gid_map", map, err) == 0 &&
+		if (cvm_idmap_write(pid, base, count, err) == 0 &&
 		    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 			cvm_error_set(err, errno, "%s", path);
 	}

@@ -3,6 +3,7 @@
 #define CVM_IDMAP_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -12,6 +13,10 @@
  * When the filesystem cannot be idmapped, fails with err->err == EINVAL
  * and a message that names the filesystem. */
 int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_error *err);
+
+/* Write the workspace's id maps, 0 -> @base for @count ids, uid and gid,
+ * for the process @pid (whose user namespace has none yet). */
+int cvm_idmap_write(pid_t pid, uint32_t base, uint32_t count, struct cvm_error *err);
 
 /* A user namespace that maps 0 -> @base for @count ids (uid and gid), as
  * the workspace's, with no process left in it: an fd for

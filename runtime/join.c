@@ -15,13 +15,9 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "enter.h"
+#include "exitcode.h"
 #include "join.h"
-#include "caps.h"
-#include "notify.h"
-#include "seccomp.h"
-#include "syscalls.h"
-#include "testhook.h"
-#include "user.h"
 
 /* The workspace's cgroup.procs, opened now, while we still see the outer
  * hierarchy: the command is moved in through it after fork (a write
@@ -56,25 +52,19 @@ bool cvm_join_shares_ns(pid_t pid, const char *ns)
 	return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_ino == y.st_ino && x.st_dev == y.st_dev;
 }
 
-int cvm_join_enter(int ws_pidfd, pid_t ws_pid, bool join_net, int *cgroup_procs_fd,
-		   struct cvm_error *err)
+int cvm_join_enter(const struct cvm_ws_handle *ws, int *cgroup_procs_fd, struct cvm_error *err)
 {
 	int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
 		    CLONE_NEWCGROUP;
 
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		return cvm_error_set(err, errno, "make the joining process non-dumpable");
-	*cgroup_procs_fd = open_cgroup_procs(ws_pid);
-	/* cvm runs at -1000; what joins the workspace is as killable as it. */
-	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (oom >= 0) {
-		if (write(oom, "0", 1) < 0)
-			(void)0;
-		close(oom);
-	}
-	if (join_net)
+	*cgroup_procs_fd = open_cgroup_procs(ws->pid);
+	if (cvm_enter_oom_reset(err) < 0)
+		return -1;
+	if (ws->join_net)
 		flags |= CLONE_NEWNET;
-	if (setns(ws_pidfd, flags) < 0)
+	if (setns(ws->pidfd, flags) < 0)
 		return cvm_error_set(err, errno, "join the workspace's namespaces");
 	/* Become the workspace's root: what we create (a pty) is then its
 	 * root's, not owned by an id that does not exist inside. A change of
@@ -85,115 +75,23 @@ int cvm_join_enter(int ws_pidfd, pid_t ws_pid, bool join_net, int *cgroup_procs_
 	return 0;
 }
 
-/* In the command's process: report why we are about to fail, and go. */
-__attribute__((noreturn)) static void child_fail(int fd, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void child_fail(int fd, int status, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	msg[0] = (char)status;
-	va_start(ap, fmt);
-	vsnprintf(msg + 1, sizeof(msg) - 1, fmt, ap);
-	va_end(ap);
-	if (write(fd, msg, 1 + strlen(msg + 1)) < 0)
-		_exit(status);
-	_exit(status);
-}
-
-static const char *env_get(char **env, const char *name)
-{
-	size_t n = strlen(name);
-	for (size_t i = 0; env && env[i]; i++)
-		if (!strncmp(env[i], name, n) && env[i][n] == '=')
-			return env[i] + n + 1;
-	return NULL;
-}
-
-/* A copy of @env with NAME=VALUE added (the child is about to exec: the
- * old array is simply left behind). */
-static char **env_add(char **env, const char *name, const char *value)
-{
-	size_t n = 0;
-	char **out, *entry;
-
-	while (env && env[n])
-		n++;
-	out = calloc(n + 2, sizeof(char *));
-	if (!out || asprintf(&entry, "%s=%s", name, value) < 0)
-		return env;
-	memcpy(out, env, n * sizeof(char *));
-	out[n] = entry;
-	return out;
-}
-
-static void setup_stdio(const struct cvm_join_cmd *c, int efd)
-{
-	setsid();
-	if (c->pty_slave >= 0) {
-		if (ioctl(c->pty_slave, TIOCSCTTY, 0) < 0)
-			child_fail(efd, 125, "cannot make the pty the controlling terminal: %s",
-				   strerror(errno));
-		for (int i = 0; i < 3; i++)
-			dup2(c->pty_slave, i);
-		return;
-	}
-	for (int i = 0; i < 3; i++)
-		if (c->stdio[i] >= 0 && dup2(c->stdio[i], i) < 0)
-			child_fail(efd, 125, "stdio: %s", strerror(errno));
-}
-
+/* The command's process: confined as the workspace's init is (a process
+ * that joined from outside is not covered by the init's filter and
+ * listener), then in as everything enters. */
 __attribute__((noreturn)) static void child_exec(const struct cvm_join_cmd *c, int efd)
 {
 	struct cvm_error err = { 0 };
-	struct cvm_user u;
-	const char *dir = c->workdir;
-	char **env = c->envp;
-	sigset_t none;
+	const struct cvm_ws_handle *ws = c->ws;
+	struct cvm_enter e = {
+		.argv = c->argv, .envp = c->envp ? c->envp : ws->envp,
+		.user = c->user ? c->user : ws->user, .workdir = c->workdir ? c->workdir : ws->workdir,
+		.new_session = true, .tty = c->pty_slave,
+		.stdio = { c->stdio[0], c->stdio[1], c->stdio[2] }, .report_fd = efd,
+	};
 
-	if (cvm_caps_bound(&err) < 0 || (c->seccomp && cvm_seccomp_apply(c->seccomp_deny, &err) < 0))
-		child_fail(efd, 125, "%s", err.msg);
-	/* Its own filter and listener: the inner init's does not cover a
-	 * process that joined from outside. */
-	if (c->notify_sock >= 0 && cvm_sysinfo_notify_handoff(c->notify_sock, &err) < 0)
-		child_fail(efd, 125, "%s", err.msg);
-	if (c->notify_sock >= 0)
-		close(c->notify_sock);
-	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0)
-		child_fail(efd, 125, "%s", err.msg);
-	/* The user's terminal is the user's, as login would do it. */
-	if (c->pty_slave >= 0 && (fchown(c->pty_slave, u.uid, (gid_t)-1) < 0 ||
-				  fchmod(c->pty_slave, 0620) < 0))
-		child_fail(efd, 125, "pty owner: %s", strerror(errno));
-	setup_stdio(c, efd);
-	if (setgroups(u.n_groups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
-	    setresuid(u.uid, u.uid, u.uid) < 0)
-		child_fail(efd, 125, "become user %s: %s", c->user, strerror(errno));
-	if (!dir)
-		dir = access(u.home, X_OK) == 0 ? u.home : "/";
-	if (chdir(dir) < 0)
-		child_fail(efd, 125, "workdir %s: %s", dir, strerror(errno));
-	if (!env_get(env, "HOME"))
-		env = env_add(env, "HOME", u.home);
-	if (!env_get(env, "USER"))
-		env = env_add(env, "USER", u.name);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	sys_close_range(3, ~0U, CVM_CLOSE_RANGE_CLOEXEC);
-	/* Test hook, read from cvm's own (outer) environment: hold the command
-	 * here, inside the workspace but not yet exec'd, so that the escape
-	 * suite can attack a cvm process in that state every time. */
-	const char *hold = cvm_test_hook("CVM_DEBUG_JOIN_HOLD_MS");
-	if (hold)
-		usleep((useconds_t)atoi(hold) * 1000);
-	environ = env;
-	execvp(c->argv[0], c->argv);
-	int e = errno;
-	child_fail(efd, e == ENOENT || e == ENOTDIR ? 127 : 126, "cannot run '%s': %s", c->argv[0],
-		   e == ENOENT ? "command not found" : strerror(e));
+	if (cvm_enter_confine(ws->seccomp, ws->seccomp_deny, ws->notify_sock, &err) < 0)
+		cvm_enter_fail(efd, CVM_EXIT_SETUP_FAILED, "%s", err.msg);
+	cvm_enter_exec(&e);
 }
 
 pid_t cvm_join_spawn(const struct cvm_join_cmd *cmd, int *err_fd, struct cvm_error *err)

@@ -7,41 +7,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fdio.h"
 #include "notify.h"
-
-/* One byte with one fd attached. */
-struct fd_msg {
-	char byte;
-	struct iovec iov;
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg;
-};
-
-static void fd_msg_init(struct fd_msg *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->byte = 'L';
-	m->iov = (struct iovec){ &m->byte, 1 };
-	m->msg = (struct msghdr){ .msg_iov = &m->iov, .msg_iovlen = 1, .msg_control = m->u.buf,
-				  .msg_controllen = sizeof(m->u.buf) };
-}
-
-int cvm_send_fd(int sock, int fd)
-{
-	struct fd_msg m;
-	struct cmsghdr *c;
-
-	fd_msg_init(&m);
-	c = CMSG_FIRSTHDR(&m.msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
 
 int cvm_sysinfo_notify_handoff(int sock, struct cvm_error *err)
 {
@@ -65,7 +32,7 @@ int cvm_sysinfo_notify_handoff(int sock, struct cvm_error *err)
 		return cvm_error_set(err, -r, "sysinfo filter");
 	/* From here on, this process's sysinfo(2) waits for an answerer; the
 	 * listener must reach one. Nothing may keep a copy inside. */
-	if (cvm_send_fd(sock, fd) < 0)
+	if (cvm_fdio_send_fd(sock, fd, MSG_DONTWAIT) < 0)
 		return cvm_error_set(err, errno, "sysinfo filter: hand the listener to cvm");
 	return 0;
 }
@@ -73,20 +40,10 @@ int cvm_sysinfo_notify_handoff(int sock, struct cvm_error *err)
 int cvm_sysinfo_notify_recv(int sock)
 {
 	char link[64] = "", path[64];
-	struct fd_msg m;
-	struct cmsghdr *c;
-	int fd;
+	int fd = cvm_fdio_recv_fd(sock, MSG_DONTWAIT);
 
-	fd_msg_init(&m);
-	if (recvmsg(sock, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 1)
+	if (fd < 0)
 		return -1;
-	c = CMSG_FIRSTHDR(&m.msg);
-	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)) || (m.msg.msg_flags & MSG_CTRUNC)) {
-		errno = EBADMSG;
-		return -1;
-	}
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	/* Only a seccomp listener: nothing else is to be served or kept. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	if (readlink(path, link, sizeof(link) - 1) < 0 || strcmp(link, "anon_inode:seccomp notify")) {

@@ -17,7 +17,4 @@ int cvm_sysinfo_notify_handoff(int sock, struct cvm_error *err);
  * seccomp listener, and it was closed). */
 int cvm_sysinfo_notify_recv(int sock);
 
-/* Send @fd over @sock without blocking. */
-int cvm_send_fd(int sock, int fd);
-
 #endif

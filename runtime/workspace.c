@@ -1,4 +1,4 @@
-/* How a workspace comes up (the order matters; see DESIGN.md):
+/* How a workspace comes up (the order matters; see ARCHITECTURE.md):
  *
  *  parent (outer root)   clone3 C into new user/pid/uts/ipc/cgroup namespaces,
  *                        write C's id maps, idmap the layers with C's userns
@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "enter.h"
+#include "fdio.h"
 #include "copytree.h"
 #include "idmap.h"
 #include "mounts.h"
@@ -56,43 +58,6 @@ struct ws_layers {
 	int state_fd;           /* idmapped state dir */
 	int userns_fd;
 };
-
-/* ---- passing one fd over the socketpair ---------------------------------- */
-
-static int send_fd(int sock, int fd)
-{
-	char c = 'M';
-	struct iovec iov = { &c, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-
-	memset(&u, 0, sizeof(u));
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-	char c;
-	struct iovec iov = { &c, 1 };
-	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	int fd = -1;
-
-	if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1)
-		return -1;
-	cm = CMSG_FIRSTHDR(&msg);
-	if (cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
 
 /* ---- C: the workspace's PID 1 ------------------------------------------- */
 
@@ -124,12 +89,11 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* cvm shields itself from the OOM killer; the workspace must not be.
 	 * Now, while our ids still own our /proc entries. */
-	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (oom < 0 || write(oom, "0", 1) != 1)
+	struct cvm_error oom_err = { 0 };
+	if (cvm_enter_oom_reset(&oom_err) < 0)
 		ws_die("reset oom_score_adj");
-	close(oom);
-	mnt_fd = recv_fd(sock);
-	console = s->console ? recv_fd(sock) : -1;
+	mnt_fd = cvm_fdio_recv_fd(sock, 0);
+	console = s->console ? cvm_fdio_recv_fd(sock, 0) : -1;
 	/* Wait for the parent's go as well: the builder is still a process of
 	 * our pid namespace, and if we ran and exited at once, the kernel would
 	 * kill it before it could report success. */
@@ -155,9 +119,10 @@ __attribute__((noreturn)) static void ws_child(int sock, const struct cvm_ws_spe
 	close(sock);
 	/* Nothing of the outer cvm (epoll, signalfd, sockets) goes inside,
 	 * but the one fd the init function needs before its exec. */
-	if (s->init_fd >= 0 && (dup2(s->init_fd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0))
+	if (s->init_fd >= 0 && (dup2(s->init_fd, CVM_WS_INIT_FD) < 0 ||
+				 fcntl(CVM_WS_INIT_FD, F_SETFD, FD_CLOEXEC) < 0))
 		ws_die("keep the init's fd");
-	sys_close_range(s->init_fd >= 0 ? 4 : 3, ~0U, 0);
+	sys_close_range(s->init_fd >= 0 ? CVM_WS_INIT_FD + 1 : 3, ~0U, 0);
 	_exit(init(arg));
 }
 
@@ -379,10 +344,10 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	if (setns(l->userns_fd, CLONE_NEWUSER) < 0 || unshare(CLONE_NEWNS) < 0)
 		return cvm_error_set(err, errno, "lock the mounts");
 	mnt_fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-	if (mnt_fd < 0 || send_fd(sock, mnt_fd) < 0)
+	if (mnt_fd < 0 || cvm_fdio_send_fd(sock, mnt_fd, 0) < 0)
 		return cvm_error_set(err, errno, "hand over the mount namespace");
 	/* The console's slave goes to C, its master to the outer cvm. */
-	if (s->console && (send_fd(sock, con_slave) < 0 || send_fd(result, con_master) < 0))
+	if (s->console && (cvm_fdio_send_fd(sock, con_slave, 0) < 0 || cvm_fdio_send_fd(result, con_master, 0) < 0))
 		return cvm_error_set(err, errno, "hand over the console");
 	return 0;
 }
@@ -435,7 +400,7 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 		close(sp[0]);
 		return cvm_error_set(err, 0, "%s", msg[0] ? msg : "workspace setup failed");
 	}
-	*console = s->console ? recv_fd(sp[0]) : -1;
+	*console = s->console ? cvm_fdio_recv_fd(sp[0], 0) : -1;
 	close(sp[0]);
 	if (s->console && *console < 0)
 		return cvm_error_set(err, EIO, "the builder sent no console");
@@ -468,27 +433,6 @@ static int move_into_cgroup(pid_t pid, int cgroup_fd, int sock, struct cvm_error
 }
 
 /* ---- the parent: ids, layers, the fallback copy -------------------------- */
-
-static int write_file(const char *path, const char *text, struct cvm_error *err)
-{
-	cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		return cvm_error_set(err, errno, "write %s", path);
-	return 0;
-}
-
-static int write_id_maps(pid_t pid, const struct cvm_ws_spec *s, struct cvm_error *err)
-{
-	char path[64], map[64];
-
-	snprintf(map, sizeof(map), "0 %u %u\n", s->uid_base, s->uid_count);
-	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-	if (write_file(path, map, err) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-	return write_file(path, map, err);
-}
 
 static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -789,7 +733,7 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		return cvm_error_set(err, errno, "clone3 into new namespaces");
 	}
 	if ((late_cgroup && move_into_cgroup(pid, s->cgroup_fd, sp[0], err) < 0) ||
-	    write_id_maps(pid, s, err) < 0 || setup_net(s, pid, err) < 0 ||
+	    cvm_idmap_write(pid, s->uid_base, s->uid_count, err) < 0 || setup_net(s, pid, err) < 0 ||
 	    open_layers(s, pid, &l, err) < 0 ||
 	    run_builder(s, &l, pidfd, sp[0], &console, err) < 0) {
 		close_layers(&l);

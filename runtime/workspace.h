@@ -16,6 +16,9 @@ struct cvm_ws_write {
 	const char *content;
 };
 
+/* Where the init function finds spec.init_fd. */
+#define CVM_WS_INIT_FD 3
+
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute) */
 	const char *state;              /* persistent dir (absolute), made if missing */
@@ -32,8 +35,8 @@ struct cvm_ws_spec {
 	int cgroup_fd;                  /* the workspace's cgroup (CLONE_INTO_CGROUP), or -1 */
 	int procfs_fd;                  /* /dev/fuse of the running /proc server, or -1 */
 	char *const *procfs_files;      /* which of its files to bind; NULL or empty: all */
-	int init_fd;                    /* the one outer fd the init function keeps, as fd 3
-					 * (close-on-exec), or -1 */
+	int init_fd;                    /* the one outer fd the init function keeps, as
+					 * CVM_WS_INIT_FD (close-on-exec), or -1 */
 	const struct cvm_ws_mount *mounts;
 	size_t n_mounts;
 	const struct cvm_ws_extras *extras;     /* GPU nodes, files, links; or NULL */

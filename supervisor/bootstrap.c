@@ -8,7 +8,7 @@
 
 #include "bootstrap.h"
 #include "env.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
 #include "runtime/join.h"
@@ -25,24 +25,21 @@ struct report {
  * exits at once. The script, a child of the helper in the workspace's pid
  * namespace, is then adopted by us (the outer pid namespace's init, or the
  * subreaper): PID 1 reaps it and can signal it without a pid reuse race. */
-__attribute__((noreturn)) static void helper(const struct cvm_config *c, int ws_pidfd,
-					    pid_t ws_pid, bool join_net, int notify_sock, char **envp,
+__attribute__((noreturn)) static void helper(const char *script, const struct cvm_ws_handle *ws,
 					    int out_fd, int report_fd)
 {
-	char *argv[] = { "/bin/sh", "-c", c->bootstrap_script, NULL };
+	char *argv[] = { "/bin/sh", "-c", (char *)script, NULL };
 	struct report r = { .pid = -1 };
 	struct cvm_error err = { 0 };
 	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC), cg_fd = -1, efd;
 	ssize_t n;
 
 	prctl(PR_SET_NAME, "cvm-bootstrap");
-	if (cvm_join_enter(ws_pidfd, ws_pid, join_net, &cg_fd, &err) < 0)
+	if (cvm_join_enter(ws, &cg_fd, &err) < 0)
 		goto fail;
 	struct cvm_join_cmd cmd = {
-		.argv = argv, .envp = envp, .user = c->user, .workdir = c->workdir,
-		.stdio = { null_fd, out_fd, out_fd }, .pty_slave = -1,
-		.cgroup_procs_fd = cg_fd, .seccomp = c->seccomp, .seccomp_deny = c->seccomp_deny,
-		.notify_sock = notify_sock,
+		.ws = ws, .argv = argv, .stdio = { null_fd, out_fd, out_fd }, .pty_slave = -1,
+		.cgroup_procs_fd = cg_fd,
 	};
 	r.pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (r.pid < 0)
@@ -64,9 +61,8 @@ fail:
 	_exit(0);
 }
 
-int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int ws_pidfd,
-			pid_t ws_pid, bool join_net, int notify_sock, char **envp,
-			struct cvm_error *err)
+int cvm_bootstrap_start(struct cvm_bootstrap *b, const char *script,
+			const struct cvm_ws_handle *ws, struct cvm_error *err)
 {
 	cleanup_close int out_r = -1, out_w = -1, rep_r = -1, rep_w = -1;
 	int fds[2], status;
@@ -88,7 +84,7 @@ int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int
 	if (h < 0)
 		return cvm_error_set(err, errno, "fork");
 	if (h == 0)
-		helper(c, ws_pidfd, ws_pid, join_net, notify_sock, envp, out_w, rep_w);
+		helper(script, ws, out_w, rep_w);
 	cvm_closep(&out_w);
 	cvm_closep(&rep_w);
 	/* The helper only joins and forks: this wait is short. */
@@ -106,7 +102,7 @@ int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int
 		return cvm_error_set(err, 0, "%s", r.msg);
 	b->pid = r.pid;
 	b->out_fd = steal_fd(&out_r);
-	b->secret = cvm_env_get(envp, "CODER_AGENT_TOKEN");
+	b->secret = cvm_env_get(ws->envp, "CODER_AGENT_TOKEN");
 	if (b->secret && !b->secret[0])
 		b->secret = NULL;
 	fcntl(b->out_fd, F_SETFL, O_NONBLOCK);

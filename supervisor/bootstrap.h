@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "config.h"
 #include "pid1.h"
+#include "runtime/join.h"
 
 struct cvm_bootstrap {
 	pid_t pid;              /* outer pid of /bin/sh -c SCRIPT, our child; -1: none */
@@ -21,14 +21,11 @@ struct cvm_bootstrap {
 	const char *secret;     /* the agent token: shown as *** if the script prints it */
 };
 
-/* Start the script inside the workspace whose init is @ws_pid (@ws_pidfd;
- * @join_net: it has its own network namespace), with its environment @envp
- * and [workspace] user/workdir; @notify_sock: where its sysinfo(2)
- * listener goes (as for cvm exec), or -1. Returns 0, or -1 with @err
- * filled (the workspace runs on; the caller logs it). */
-int cvm_bootstrap_start(struct cvm_bootstrap *b, const struct cvm_config *c, int ws_pidfd,
-			pid_t ws_pid, bool join_net, int notify_sock, char **envp,
-			struct cvm_error *err);
+/* Start /bin/sh -c @script inside the workspace @ws, as its user, in its
+ * workdir, with its environment. Returns 0, or -1 with @err filled (the
+ * workspace runs on; the caller logs it). */
+int cvm_bootstrap_start(struct cvm_bootstrap *b, const char *script,
+			const struct cvm_ws_handle *ws, struct cvm_error *err);
 
 /* Log its output line by line, and make PID 1 stop it first. */
 int cvm_bootstrap_watch(struct cvm_bootstrap *b, struct cvm_pid1 *p);

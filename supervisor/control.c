@@ -16,9 +16,10 @@
 
 #include "control.h"
 #include "env.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
+#include "runtime/fdio.h"
 #include "runtime/join.h"
 #include "runtime/syscalls.h"
 
@@ -26,20 +27,8 @@ int cvm_ctl_sendmsg(int sock, const struct cvm_ctl_hdr *h, const void *payload, 
 		    const int *fds, int n_fds)
 {
 	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)payload, len } };
-	union { struct cmsghdr c; char buf[CMSG_SPACE(3 * sizeof(int))]; } u;
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 
-	if (n_fds > 0) {
-		memset(&u, 0, sizeof(u));
-		msg.msg_control = u.buf;
-		msg.msg_controllen = CMSG_SPACE((size_t)n_fds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN((size_t)n_fds * sizeof(int));
-		memcpy(CMSG_DATA(cm), fds, (size_t)n_fds * sizeof(int));
-	}
-	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+	return cvm_fdio_send(sock, iov, len ? 2 : 1, fds, n_fds, 0) < 0 ? -1 : 0;
 }
 
 int cvm_ctl_send(int sock, uint32_t type, int32_t value, const void *payload, size_t len,
@@ -99,11 +88,8 @@ struct request {
 
 static int read_request(int conn, struct request *r)
 {
-	union { struct cmsghdr c; char buf[CMSG_SPACE(3 * sizeof(int))]; } u;
 	struct iovec iov[2] = { { &r->h, sizeof(r->h) }, { r->buf, sizeof(r->buf) - 1 } };
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+	ssize_t n = cvm_fdio_recv(conn, iov, 2, r->fds, 3, &r->n_fds, 0);
 	char *p = r->buf, *end;
 	int i;
 
@@ -113,11 +99,6 @@ static int read_request(int conn, struct request *r)
 		return 0;
 	if (r->h.type != CVM_CTL_RUN)
 		return -1;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
-		if (cm->cmsg_type == SCM_RIGHTS) {
-			r->n_fds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			memcpy(r->fds, CMSG_DATA(cm), (size_t)(r->n_fds > 3 ? 3 : r->n_fds) * sizeof(int));
-		}
 	end = r->buf + (n - (ssize_t)sizeof(r->h));
 	*end = '\0';
 	char **fields[3] = { &r->user, &r->workdir, &r->term };
@@ -253,7 +234,7 @@ __attribute__((noreturn)) static void status_reply(int conn, const struct cvm_co
 						   bool json)
 {
 	static char out[8192];
-	size_t len = cvm_status_format(ctx->cgroup, ctx->ws_pid, json, out, sizeof(out));
+	size_t len = cvm_status_format(ctx->cgroup, ctx->ws->pid, json, out, sizeof(out));
 
 	cvm_ctl_send(conn, CVM_CTL_EXIT, 0, out, len + 1, NULL, 0);
 	_exit(0);
@@ -278,28 +259,25 @@ __attribute__((noreturn)) static void handle(int conn, const struct cvm_control_
 	if (r.h.type == CVM_CTL_STATUS)
 		status_reply(conn, ctx, r.h.flags & CVM_CTL_JSON);
 	env = calloc(1, sizeof(char *));
-	for (size_t i = 0; env && ctx->envp[i]; i++) {
-		char *eq = strchr(ctx->envp[i], '=');
+	for (size_t i = 0; env && ctx->ws->envp[i]; i++) {
+		char *eq = strchr(ctx->ws->envp[i], '=');
 		*eq = '\0';
-		cvm_env_set(&env, ctx->envp[i], eq + 1);
+		cvm_env_set(&env, ctx->ws->envp[i], eq + 1);
 		*eq = '=';
 	}
 	if (env && r.term[0])
 		cvm_env_set(&env, "TERM", r.term);
-	if (cvm_join_enter(ctx->ws_pidfd, ctx->ws_pid, ctx->join_net, &cg_fd, &err) < 0)
+	if (cvm_join_enter(ctx->ws, &cg_fd, &err) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, err.msg);
 	if ((r.h.flags & CVM_CTL_TTY) && open_pty(&master, &slave, &r.h) < 0)
 		fail(conn, CVM_EXIT_SETUP_FAILED, "cannot open a pty in the workspace");
 	struct cvm_join_cmd cmd = {
-		.argv = r.argv, .envp = env, .user = r.user[0] ? r.user : ctx->user,
-		.workdir = r.workdir[0] ? r.workdir : ctx->workdir,
+		.ws = ctx->ws, .argv = r.argv, .envp = env, .user = r.user[0] ? r.user : NULL,
+		.workdir = r.workdir[0] ? r.workdir : NULL,
 		.stdio = { r.n_fds > 0 ? r.fds[0] : -1, r.n_fds > 1 ? r.fds[1] : -1,
 			   r.n_fds > 2 ? r.fds[2] : -1 },
 		.pty_slave = slave,
 		.cgroup_procs_fd = cg_fd,
-		.seccomp = ctx->seccomp,
-		.seccomp_deny = ctx->seccomp_deny,
-		.notify_sock = ctx->notify_sock,
 	};
 	pid_t pid = cvm_join_spawn(&cmd, &efd, &err);
 	if (pid < 0)

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "pid1.h"
+#include "runtime/join.h"
 #include "runtime/cgroup.h"
 #include "runtime/error.h"
 
@@ -43,16 +44,8 @@ struct cvm_ctl_hdr {
 };
 
 struct cvm_control_ctx {
-	int ws_pidfd;
-	pid_t ws_pid;
-	char **envp;            /* the workspace's environment */
-	const char *user;       /* default user */
-	const char *workdir;    /* default workdir, or NULL */
+	const struct cvm_ws_handle *ws;         /* what cvm exec joins */
 	const struct cvm_cgroup *cgroup;        /* for cvm status; NULL: none */
-	bool join_net;                          /* the workspace has its own network namespace */
-	bool seccomp;                           /* exec'd commands get the profile too */
-	char *const *seccomp_deny;              /* [workspace] seccomp_deny */
-	int notify_sock;                        /* sysinfo(2) listeners go there, or -1 */
 };
 
 /* What cvm status prints (text, or one JSON object whose every string is

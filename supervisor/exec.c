@@ -17,8 +17,9 @@
 #include "cli.h"
 #include "config.h"
 #include "control.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "tty.h"
+#include "runtime/fdio.h"
 
 static void exec_usage(FILE *out)
 {
@@ -145,19 +146,17 @@ static int send_run(int sock, const struct exec_args *a)
 /* One message from the supervisor; a PTY message's fd goes to *@fd. */
 static int recv_reply(int sock, struct cvm_ctl_hdr *h, char *text, size_t text_len, int *fd)
 {
-	union { struct cmsghdr c; char buf[CMSG_SPACE(sizeof(int))]; } u;
 	struct iovec iov[2] = { { h, sizeof(*h) }, { text, text_len - 1 } };
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = u.buf,
-			      .msg_controllen = sizeof(u.buf) };
-	ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-	struct cmsghdr *cm;
+	int got = -1, n_fds;
+	ssize_t n = cvm_fdio_recv(sock, iov, 2, &got, 1, &n_fds, 0);
 
+	if (n_fds && fd)
+		*fd = got;
+	else if (n_fds)
+		close(got);
 	if (n < (ssize_t)sizeof(*h) || h->magic != CVM_CTL_MAGIC)
 		return -1;
 	text[n - (ssize_t)sizeof(*h)] = '\0';
-	cm = CMSG_FIRSTHDR(&msg);
-	if (fd && cm && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(cm), sizeof(int));
 	return 0;
 }
 

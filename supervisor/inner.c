@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +8,14 @@
 #include <unistd.h>
 
 #include "env.h"
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "inner.h"
 #include "log.h"
 #include "pid1.h"
 #include "spawn.h"
 #include "runtime/cleanup.h"
-#include "runtime/caps.h"
-#include "runtime/notify.h"
-#include "runtime/seccomp.h"
+#include "runtime/enter.h"
 #include "runtime/syscalls.h"
-#include "runtime/user.h"
 
 #define MAX_INIT_ARGS 64
 
@@ -119,32 +115,12 @@ __attribute__((noreturn)) static void exec_as_pid1(char **argv, char **envp)
 /* In the command's child: the configured user, workdir and environment. */
 __attribute__((noreturn)) static void become_user_and_exec(struct cvm_inner *in)
 {
-	const struct cvm_config *c = in->config;
-	struct cvm_error err = { 0 };
-	struct cvm_user u;
-	const char *dir = c->workdir;
+	const struct cvm_enter e = {
+		.argv = in->argv, .envp = in->envp, .user = in->config->user,
+		.workdir = in->config->workdir, .tty = -1, .stdio = { -1, -1, -1 }, .report_fd = -1,
+	};
 
-	if (cvm_user_resolve(AT_FDCWD, c->user, &u, &err) < 0) {
-		log_error("init", "user %s: %s", c->user, err.msg);
-		_exit(CVM_EXIT_SETUP_FAILED);
-	}
-	if (setgroups(u.n_groups, u.groups) < 0 || setresgid(u.gid, u.gid, u.gid) < 0 ||
-	    setresuid(u.uid, u.uid, u.uid) < 0) {
-		log_error("init", "become user %s: %s", c->user, strerror(errno));
-		_exit(CVM_EXIT_SETUP_FAILED);
-	}
-	if (!cvm_env_get(in->envp, "HOME"))
-		cvm_env_set(&in->envp, "HOME", u.home);
-	if (!cvm_env_get(in->envp, "USER"))
-		cvm_env_set(&in->envp, "USER", u.name);
-	if (!dir)
-		dir = access(u.home, X_OK) == 0 ? u.home : "/";
-	if (chdir(dir) < 0) {
-		log_error("init", "workdir %s: %s", dir, strerror(errno));
-		_exit(CVM_EXIT_SETUP_FAILED);
-	}
-	environ = in->envp;
-	cvm_child_exec(in->argv);
+	cvm_enter_exec(&e);
 }
 
 static char *argv_area;
@@ -217,16 +193,10 @@ int cvm_inner_init(void *arg)
 	struct cvm_error err = { 0 };
 
 	/* Before anything of the image runs; inherited by all that follows. */
-	if (cvm_caps_bound(&err) < 0 ||
-	    (in->config->seccomp && cvm_seccomp_apply(in->config->seccomp_deny, &err) < 0)) {
+	if (cvm_enter_confine(in->config->seccomp, in->config->seccomp_deny, in->notify_sock,
+			      &err) < 0) {
 		log_error("init", "workspace: %s", err.msg);
 		return CVM_EXIT_SETUP_FAILED;
-	}
-	/* sysinfo(2) answered by the /proc server, like /proc/meminfo. */
-	if (in->notify_sock >= 0) {
-		if (cvm_sysinfo_notify_handoff(in->notify_sock, &err) < 0)
-			log_warn("init", "workspace: sysinfo(2) gives the host's numbers: %s", err.msg);
-		close(in->notify_sock);
 	}
 
 	switch (inner_mode(in, AT_FDCWD)) {

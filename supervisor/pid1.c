@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "runtime/cleanup.h"
 #include "runtime/proc.h"

@@ -14,6 +14,7 @@
 #include "procserver.h"
 #include "runtime/caps.h"
 #include "runtime/cleanup.h"
+#include "runtime/fdio.h"
 #include "runtime/notify.h"
 #include "runtime/syscalls.h"
 
@@ -126,7 +127,7 @@ static void on_listener(struct cvm_pid1 *p, int fd, uint32_t events, void *data)
 			continue;
 		}
 		s->listeners[s->n_listeners++] = l;
-		if (s->ctl_send >= 0 && cvm_send_fd(s->ctl_send, l) < 0)
+		if (s->ctl_send >= 0 && cvm_fdio_send_fd(s->ctl_send, l, MSG_DONTWAIT) < 0)
 			log_warn("procfs", "/proc server: cannot pass it a sysinfo listener (%s); the next "
 				 "server gets it", strerror(errno));
 	}

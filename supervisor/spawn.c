@@ -7,7 +7,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "exitcode.h"
+#include "runtime/exitcode.h"
 #include "log.h"
 #include "pid1.h"
 #include "runtime/syscalls.h"

@@ -38,6 +38,17 @@ term_wait() {
 # term_count NAME REGEX: how many lines of the screen match.
 term_count() { term_screen "$1" | grep -Ec -- "$2"; }
 
+# term_interrupt NAME CMD: run CMD in the foreground, ^C it, and see the
+# shell report it ended by SIGINT (one command a line: ash drops the rest
+# of a line that ^C interrupted).
+term_interrupt() {
+	local tag=$SRANDOM    # a line of its own, not an earlier call's
+	term_type "$1" "$2"
+	sleep 0.5; term_key "$1" C-c
+	term_type "$1" "echo \"ended $tag \$?\""
+	term_wait "$1" "^ended $tag 130\$" 5
+}
+
 # The outer shell's terminal settings come back once cvm is gone.
 outer_tty_restored() {
 	term_type "$1" 'stty -a | grep -o -- "-\?icanon\|-\?echo " | tr -d " \n"; echo " settings"'
@@ -72,22 +83,17 @@ t_job_control() {
 	term_start jobs || return 1
 	term_type jobs "$(run_unshared jobs)" || return 1
 	term_wait jobs 'workspace ready' || return 1
-	# (ash drops the rest of a line that ^C interrupted: one command a line)
-	term_type jobs 'sleep 100'
-	sleep 0.5; term_key jobs C-c
-	term_type jobs 'echo "sleep ended $?"'
-	term_wait jobs '^sleep ended 130$' 5 || return 1
+	term_interrupt jobs 'sleep 100' || return 1
 	term_type jobs 'sleep 200'
 	sleep 0.5; term_key jobs C-z
 	term_wait jobs 'Stopped +sleep 200' 5 || return 1
 	term_type jobs 'jobs -l; ps -o stat,comm | grep "sleep$"'
 	term_wait jobs '^T +sleep$' 5 || return 1
-	term_type jobs 'fg'
-	sleep 0.5; term_key jobs C-c
-	term_type jobs 'echo "after fg $?"'
-	term_wait jobs '^after fg 130$' 5 || return 1
-	# The shell itself survived every ^C: still there, still PID 2 or so.
-	term_type jobs 'echo alive; exit'
+	term_interrupt jobs 'fg' || return 1
+	# The shell itself survived every ^C.
+	term_type jobs 'echo alive'
+	term_wait jobs '^alive$' 5 || return 1
+	term_type jobs 'exit'
 	term_wait jobs '^outer\$ $' || return 1
 	outer_tty_restored jobs
 }
@@ -136,10 +142,7 @@ t_exec_t_from_tmux() {
 	sleep 0.5
 	term_type ex 'stty size'
 	term_wait ex '^25 90$' 5 || return 1
-	term_type ex 'sleep 100'
-	sleep 0.5; term_key ex C-c
-	term_type ex 'echo "sleep ended $?"'
-	term_wait ex '^sleep ended 130$' 5 || return 1
+	term_interrupt ex 'sleep 100' || return 1
 	term_type ex 'exit 7'
 	term_wait ex '^outer\$ $' || return 1
 	term_type ex 'echo "exec exit $?"'
@@ -228,7 +231,7 @@ t_systemd_on_the_console() {
 	kill -TERM "$pid"
 	# The shutdown's messages come through too, then the pane's shell ends.
 	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 &&
-		term_wait sd 'Pane is dead' 60 || { console_cleanup "$cg" "$d"; return 1; }
+		term_wait sd 'Pane is dead' 120 || { console_cleanup "$cg" "$d"; return 1; }
 	console_cleanup "$cg" "$d"
 }
 

@@ -5,7 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "supervisor/exitcode.h"
+#include "runtime/exitcode.h"
 
 /* Real wait statuses from real children: no hand-built bit patterns. */
 static int status_of_exit(int code)

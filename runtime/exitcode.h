@@ -5,6 +5,7 @@
 #define CVM_EXIT_CANNOT_EXEC 126   /* found but not executable */
 #define CVM_EXIT_NOT_FOUND 127     /* command not found */
 #define CVM_EXIT_SETUP_FAILED 125  /* cvm itself could not start the workload */
+#define CVM_EXIT_USAGE 2           /* a bad command line, config or input: fix it and retry */
 
 /* A wait(2) status as an exit code: the code, or 128+signal. */
 int cvm_exit_status(int wstatus);
