@@ -28,6 +28,8 @@ DRIVER=${CHECK_DRIVER_DIR:-/usr/local/nvidia}
 CVM=$(readlink -f "$CVM") && PROBE_BIN=$(readlink -f "$PROBE_BIN") || exit 2
 [ -x "$CVM" ] && [ -x "$PROBE_BIN" ] || { echo "device-check: need $CVM and $PROBE_BIN (build them first)"; exit 2; }
 
+# A GPU machine may come without iproute2; outer.sh only needs lo up.
+command -v ip >/dev/null || PATH=$SRC/tests/gpu/bin:$PATH
 W=$(mktemp -d /tmp/cvm-gpu-check.XXXXXX) || exit 2
 W_MOUNTED=
 cleanup_w() {
@@ -103,11 +105,13 @@ echo "== result: nvidia-smi exit $smi, cuda-probe exit $probe"
 [ $smi = 0 ] && [ $probe = 0 ]'
 
 # run_check NAME IMAGE: the workspace with the GPU required; its status.
+# The network is the machine's: a static musl cvm built on a mirror without
+# libmnl/libnftnl has no private network, and the GPU needs none.
 run_check() {
 	local rc
 	section "cvm run --gpu (image $2, state $W/$1 on $(fstype "$W"))"
 	outer_start "$1" --env CVM_GPU_HOST_LIB_DIR="$DRIVER/lib64" -- "$CVM" run --rootfs "$2" \
-		--state "$W/$1" --gpu --log-level debug -v "$W/probe:/opt/cvm-check:ro" \
+		--state "$W/$1" --gpu --network host --log-level debug -v "$W/probe:/opt/cvm-check:ro" \
 		-- /bin/sh -c "$INSIDE" || { echo "device-check: the outer container did not start"; return 2; }
 	outer_wait "$1" 150; rc=$?
 	outer_log "$1"

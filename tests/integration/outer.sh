@@ -79,7 +79,12 @@ echo $? > "$d/rc.tmp" && mv "$d/rc.tmp" "$d/rc"'
 
 # PID 1 itself, in all its namespaces now (cgroup2 mounted here shows the ns root).
 OUTER_SETUP='d=$1; shift
-mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
+# cgroup2 over what the host has there; where that is cgroup2 itself (a
+# pure v2 host), the kernel refuses the same superblock twice on one
+# mount point (EBUSY): unmount the host mount first, in this namespace only.
+mount -t proc proc /proc &&
+	{ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null ||
+	  { umount -l /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup; }; } &&
 	mount -t tmpfs -o mode=0755 tmpfs /run || exit 125
 ip link set lo up || exit 125
 : > "$d/ready"
