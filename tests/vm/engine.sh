@@ -164,15 +164,16 @@ t_kill_then_start() {
 	[ "$rc" = 0 ] || { say "stop after the restart: exit $rc"; return 1; }
 }
 
-# docker run -it: a shell with a terminal (Docker's pty), driven through
-# script(1) and a fifo like expect: a prompt, tty inside, output back
-t_interactive_terminal() {
-	rm -f /tmp/tin; mkfifo /tmp/tin
-	script -qfec "docker run --rm -it --privileged --network host --name w2 -v st2:/var/lib/cvm/state \
-		${CVM_ENV[*]} $IMG run -- sh -i" /dev/null < /tmp/tin > /tmp/tout 2>&1 &
+# drive_tty CMD: run CMD under script(1), a pty as a person's terminal,
+# fed through a fifo like expect: wait for a shell prompt, type a line that
+# prints the tty and out-42, then exit. Ok when the prompt came, out-42
+# came back and tty named a pty or the console. The screen's end is shown.
+drive_tty() {
+	local spid ok=0
+	rm -f /tmp/tin /tmp/tout; mkfifo /tmp/tin
+	script -qfec "$1" /dev/null < /tmp/tin > /tmp/tout 2>&1 &
 	spid=$!
 	exec 3> /tmp/tin
-	ok=0
 	# a prompt, or script's end (the container is gone: no use waiting)
 	if wait_for 120 sh -c "grep -q '# ' /tmp/tout || ! kill -0 $spid" && grep -q '# ' /tmp/tout; then
 		echo 'tty; echo "out-$((6 * 7))"' >&3
@@ -181,9 +182,29 @@ t_interactive_terminal() {
 	fi
 	exec 3>&-
 	wait_for 30 sh -c "! kill -0 $spid"
-	kill "$spid" 2> /dev/null; docker rm -f w2 > /dev/null 2>&1
+	kill "$spid" 2> /dev/null
 	tr -d '\r' < /tmp/tout | tail -8 | sed 's/^/    /'
 	[ $ok = 1 ] && tr -d '\r' < /tmp/tout | grep -qE '^/dev/(pts/[0-9]+|console)$'
+}
+
+# docker run -it: a shell with a terminal (Docker's pty)
+t_interactive_terminal() {
+	local rc=0
+	drive_tty "docker run --rm -it --privileged --network host --name w2 -v st2:/var/lib/cvm/state \
+		${CVM_ENV[*]} $IMG run -- sh -i" || rc=1
+	docker rm -f w2 > /dev/null 2>&1
+	return $rc
+}
+
+# docker exec -it <outer> cvm exec -t: a shell in a running workspace,
+# through Docker's exec pty and then cvm's own
+t_exec_it() {
+	local rc=0
+	docker run -d --privileged --network host --name w5 -v st5:/var/lib/cvm/state "${CVM_ENV[@]}" \
+		"$IMG" run -- sh -c "$LOOP" > /dev/null || return 1
+	ready w5 && drive_tty "docker exec -it w5 cvm exec -t -- sh -i" || rc=1
+	docker rm -f w5 > /dev/null 2>&1
+	return $rc
 }
 
 # docker run --memory --cpus: cvm's auto limits copy them; the workspace's
@@ -403,7 +424,7 @@ t_private_network_host() {
 echo "engine: $(uname -r), up $(uptime_s) s"
 start_engines || { echo "0 passed, 1 failed"; exit 1; }
 for t in ${CVM_VM_TESTS:-dockerfile_builds_offline run_detached stop_clean restart_and_recreate \
-	kill_then_start interactive_terminal memory_cpus_auto init_and_shell_entrypoint systemd_under_docker_init \
+	kill_then_start interactive_terminal exec_it memory_cpus_auto init_and_shell_entrypoint systemd_under_docker_init \
 	containerd_ctr podman private_network private_network_restart private_network_stop \
 	private_network_host}; do
 	if [ "$t" = podman ] && [ -f /podman-missing ]; then
