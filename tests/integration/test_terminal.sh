@@ -221,17 +221,19 @@ t_systemd_on_the_console() {
 	cg=$OUTER_CG2/cvm-test.$$.console
 	mkdir -p "$d" && mkdir "$cg" && outer_v1_groups console > "$d/cgroup1" || return 1
 	term_start sd || { console_cleanup "$cg" "$d"; return 1; }
-	term_type sd "for g in $cg \$(cat $d/cgroup1); do echo \$\$ > \$g/cgroup.procs; done && exec unshare --pid --fork --mount --cgroup --uts --ipc --propagation private -- sh -c 'mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /run && exec \"\$@\"' sh $CVM run --network host --rootfs $image --state $STATE/sd --stop-timeout 30s"
+	term_type sd "for g in $cg \$(cat $d/cgroup1); do echo \$\$ > \$g/cgroup.procs; done && unshare --pid --fork --mount --cgroup --uts --ipc --propagation private -- sh -c 'mount -t proc proc /proc && mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs tmpfs /run && exec \"\$@\"' sh $CVM run --network host --rootfs $image --state $STATE/sd --stop-timeout 30s; echo \"cvm exit \$?\""
 	term_wait sd 'Welcome to Debian' 60 && term_wait sd ' login: ?$' 180 ||
 		{ console_cleanup "$cg" "$d"; return 1; }
 	# cvm is PID 1 there: the unshare's child, in our group.
 	pid=$(for p in $(cat "$cg/cgroup.procs" "$cg"/*/cgroup.procs 2>/dev/null); do
-		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = cvm ] && echo "$p"; done | head -1)
+		[ "$(cat /proc/"$p"/comm 2>/dev/null)" = cvm ] &&
+			[ "$(cat /proc/"$(awk '{print $4}' /proc/"$p"/stat)"/comm 2>/dev/null)" = unshare ] &&
+			echo "$p"; done | head -1)
 	[ -n "$pid" ] || { say "no cvm in $cg"; console_cleanup "$cg" "$d"; return 1; }
 	kill -TERM "$pid"
 	# The shutdown's messages come through too, then the pane's shell ends.
 	term_wait sd 'Reached target.*(Power-Off|System Power Off|Shutdown)' 60 &&
-		term_wait sd 'Pane is dead' 120 || { console_cleanup "$cg" "$d"; return 1; }
+		term_wait sd '^cvm exit 0$' 120 || { console_cleanup "$cg" "$d"; return 1; }
 	console_cleanup "$cg" "$d"
 }
 
