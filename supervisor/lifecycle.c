@@ -175,8 +175,6 @@ static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pi
 	struct cvm_error err = { 0 };
 	char ms[32], pid[16];
 
-	w->boot.pid = -1;
-	w->boot.out_fd = -1;
 	if (c->bootstrap_script) {
 		if (cvm_bootstrap_start(&w->boot, c->bootstrap_script, &w->handle, &err) < 0)
 			log_error("bootstrap", "did not start: %s", err.msg);
