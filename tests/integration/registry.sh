@@ -5,15 +5,20 @@
 # scripts/deps installs (docker-registry, skopeo, umoci, openssl,
 # apache2-utils, curl, zstd, libcap2-bin, python3).
 #
-#   registry_start plain|tls-basic
+#   registry_start plain|tls-basic|tls-token
 #       Start a registry. Sets REG_HOST (127.0.0.1:PORT), REG_KIND, REG_DIR.
 #       tls-basic (HTTPS with a CA made here, htpasswd Basic auth) also sets
 #       REG_CA (the CA's PEM file), REG_CA_DIR (a dir holding only it: what
 #       CODER_EXTRA_CERTS_PATH or [image] ca_dir takes), REG_USER, REG_PASS,
 #       REG_AUTH_JSON (a docker config JSON with "auths" for REG_HOST: what
 #       CODER_IMAGE_PULL_SECRET takes) and REG_AUTH_FILE (the same as a file:
-#       CODER_DOCKER_CONFIG, [image] auth_file). Several may run at once; the
-#       variables describe the last one started (save them before the next).
+#       CODER_DOCKER_CONFIG, [image] auth_file). tls-token is the same with
+#       Bearer tokens instead of Basic auth: the registry's 401 names a token
+#       server (token_server.py, HTTPS with the same CA) as its realm, which
+#       takes REG_USER/REG_PASS; each token request is a line in
+#       REG_TOKEN_LOG ("GET user=NAME|- scope=... -> STATUS").
+#       Several may run at once; the variables describe the last one started
+#       (save them before the next).
 #   registry_stop
 #       Stop every registry this shell started (by PID) and remove its dir
 #       and the images' work dir. Safe to call twice; call it from an EXIT
@@ -66,6 +71,7 @@ _reg_free_port() {
 _reg_tls() {
 	local d=$1
 	mkdir -p "$d/ca" || return 1
+	[ -e "$d/ca/ca.crt" ] && return 0
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
 		-subj "/CN=cvm test CA $$" -keyout "$d/ca.key" -out "$d/ca/ca.crt" 2>/dev/null &&
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -76,9 +82,34 @@ _reg_tls() {
 		-set_serial "$RANDOM$RANDOM" -days 2 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
 }
 
+# _reg_token_server DIR: token_server.py with a signing certificate from the
+# test CA (the registry trusts tokens whose x5c chains to it); its port in
+# DIR/token.port.
+_reg_token_server() {
+	local d=$1 i
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-subj "/CN=cvm test token signer" -keyout "$d/token.key" -out "$d/token.csr" 2>/dev/null &&
+	printf '%s\n' 'basicConstraints=CA:FALSE' 'keyUsage=digitalSignature' > "$d/token.ext" &&
+	openssl x509 -req -in "$d/token.csr" -CA "$d/ca/ca.crt" -CAkey "$d/ca.key" \
+		-set_serial "$RANDOM$RANDOM" -days 2 -extfile "$d/token.ext" -out "$d/token.crt" 2>/dev/null ||
+		return 1
+	: > "$d/token.log"
+	python3 "$REG_SRC/tests/integration/token_server.py" "$d/token.port" "$d/server.crt" \
+		"$d/server.key" "$d/token.crt" "$d/token.key" "$REG_USER" "$REG_PASS" cvm-test-issuer \
+		"$d/token.log" > "$d/token.err" 2>&1 &
+	REG_PIDS+=($!)
+	for ((i = 0; i < 200; i++)); do
+		[ -s "$d/token.port" ] && return 0
+		kill -0 $! 2>/dev/null || break
+		sleep 0.05
+	done
+	_reg_say "the token server did not come up:"; sed 's/^/      | /' "$d/token.err" >&2
+	return 1
+}
+
 registry_start() {
-	local kind=${1:?usage: registry_start plain|tls-basic} dir port scheme=http i code
-	case $kind in plain|tls-basic) ;; *) _reg_say "unknown kind '$kind'"; return 2 ;; esac
+	local kind=${1:?usage: registry_start plain|tls-basic|tls-token} dir port scheme=http i code
+	case $kind in plain|tls-basic|tls-token) ;; *) _reg_say "unknown kind '$kind'"; return 2 ;; esac
 	dir=$(mktemp -d /tmp/cvm-registry.XXXXXX) || return 1
 	REG_DIRS+=("$dir")
 	port=$(_reg_free_port) || return 1
@@ -89,14 +120,25 @@ registry_start() {
 			'    enabled: true' 'http:' "  addr: 127.0.0.1:$port" "  secret: cvm-test-$RANDOM"
 	} > "$dir/config.yml"
 	REG_CA="" REG_CA_DIR="" REG_USER="" REG_PASS="" REG_AUTH_JSON="" REG_AUTH_FILE=""
-	if [ "$kind" = tls-basic ]; then
+	REG_TOKEN_LOG=""
+	if [ "$kind" != plain ]; then
 		scheme=https
 		_reg_tls "$dir" || { _reg_say "openssl failed"; return 1; }
 		REG_USER=cvmtest REG_PASS="pw-$RANDOM$RANDOM"
-		htpasswd -Bbn "$REG_USER" "$REG_PASS" > "$dir/htpasswd" 2>/dev/null || return 1
 		printf '%s\n' '  tls:' "    certificate: $dir/server.crt" "    key: $dir/server.key" \
-			'auth:' '  htpasswd:' '    realm: cvm-test' "    path: $dir/htpasswd" \
 			>> "$dir/config.yml"
+		if [ "$kind" = tls-basic ]; then
+			htpasswd -Bbn "$REG_USER" "$REG_PASS" > "$dir/htpasswd" 2>/dev/null || return 1
+			printf '%s\n' 'auth:' '  htpasswd:' '    realm: cvm-test' "    path: $dir/htpasswd" \
+				>> "$dir/config.yml"
+		else
+			_reg_token_server "$dir" || return 1
+			REG_TOKEN_LOG=$dir/token.log
+			printf '%s\n' 'auth:' '  token:' \
+				"    realm: https://127.0.0.1:$(cat "$dir/token.port")/token" \
+				'    service: cvm-test-registry' '    issuer: cvm-test-issuer' \
+				"    rootcertbundle: $dir/ca/ca.crt" >> "$dir/config.yml"
+		fi
 		REG_CA=$dir/ca/ca.crt REG_CA_DIR=$dir/ca
 		REG_AUTH_JSON=$(printf '{"auths":{"127.0.0.1:%s":{"username":"%s","password":"%s","auth":"%s"}}}' \
 			"$port" "$REG_USER" "$REG_PASS" "$(printf '%s:%s' "$REG_USER" "$REG_PASS" | base64 -w0)")

@@ -71,6 +71,43 @@ t_tls_basic_needs_the_ca_and_the_password() {
 		--cert-dir "$REG_CA_DIR" --no-creds "docker://$REG_HOST/test/layered:v1" 2>/dev/null
 }
 
+# The Bearer dance: the registry's 401 names the token server; a token got
+# with the password opens the repository, one got without opens nothing.
+t_tls_token_bearer_dance() {
+	trap registry_stop EXIT
+	registry_start tls-token || return 1
+	registry_push_busybox "$REG_HOST/test/bb:1" || return 1
+	registry_inspect "$REG_HOST/test/bb:1" > /dev/null || fail "skopeo inspect with a token"
+	grep -q '^GET user=cvmtest scope=repository:test/bb:pull -> 200$' "$REG_TOKEN_LOG" ||
+		fail "no token request for the pull:" || sed 's/^/      | /' "$REG_TOKEN_LOG" >&2
+	m=https://$REG_HOST/v2/test/bb/manifests/1
+	accept='Accept: application/vnd.oci.image.manifest.v1+json'
+	hdr=$(curl -s -o /dev/null -D - --cacert "$REG_CA" "$m" | tr -d '\r')
+	expect_eq "status" "$(head -1 <<< "$hdr" | cut -d' ' -f2)" 401
+	realm=$(sed -n 's/^[Ww]ww-[Aa]uthenticate: Bearer realm="\([^"]*\)".*/\1/p' <<< "$hdr")
+	grep -q 'service="cvm-test-registry",scope="repository:test/bb:pull"' <<< "$hdr" ||
+		fail "challenge: $hdr"
+	[ -n "$realm" ] || return 1
+	q="service=cvm-test-registry&scope=repository:test/bb:pull"
+	tok=$(curl -sf --cacert "$REG_CA" -u "$REG_USER:$REG_PASS" "$realm?$q" | json 'd["token"]') ||
+		return 1
+	expect_eq "with the token" "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$REG_CA" \
+		-H "$accept" -H "Authorization: Bearer $tok" "$m")" 200
+	anon=$(curl -sf --cacert "$REG_CA" "$realm?$q" | json 'd["token"]') || return 1
+	expect_eq "with an anonymous token" "$(curl -s -o /dev/null -w '%{http_code}' \
+		--cacert "$REG_CA" -H "$accept" -H "Authorization: Bearer $anon" "$m")" 401
+	expect_eq "token, wrong password" "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$REG_CA" \
+		-u "$REG_USER:nope" "$realm?$q")" 401
+	expect_eq "a forged token" "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$REG_CA" \
+		-H "$accept" -H "Authorization: Bearer ${tok%.*}.AAAA" "$m")" 401
+	pids=("${REG_PIDS[@]}")
+	expect_eq "processes (registry, token server)" "${#pids[@]}" 2
+	registry_stop
+	for pid in "${pids[@]}"; do
+		expect_false "$pid still runs" kill -0 "$pid" 2>/dev/null
+	done
+}
+
 # What registry.sh says the layered image holds, as umoci unpacks it.
 t_layered_image_unpacks_as_documented() {
 	trap registry_stop EXIT
@@ -145,6 +182,7 @@ t_two_at_once_and_stop_cleans_up() {
 
 run_test plain_serves_a_pushed_tree t_plain_serves_a_pushed_tree
 run_test tls_basic_needs_the_ca_and_the_password t_tls_basic_needs_the_ca_and_the_password
+run_test tls_token_bearer_dance t_tls_token_bearer_dance
 run_test layered_image_unpacks_as_documented t_layered_image_unpacks_as_documented
 run_test multiarch_index_lists_both t_multiarch_index_lists_both
 run_test two_at_once_and_stop_cleans_up t_two_at_once_and_stop_cleans_up
