@@ -39,6 +39,8 @@
 #   registry_push_dir DIR REF [--arch ARCH]
 #       A one-layer (gzip) image of DIR's tree, pushed to REF.
 #   registry_push_busybox REF      the busybox rootfs (scripts/rootfs), one layer
+#   registry_push_debian REF       scripts/debian-image's Debian 12 with systemd and
+#                                  Docker (built once, cached), one layer (~150 MB gzip)
 #   registry_push_layered REF [C1,C2,C3]
 #                                  the multi-layer image (registry_build_layered)
 #   registry_push_multiarch REF    the two-architecture index (registry_build_multiarch)
@@ -220,8 +222,8 @@ registry_layer() {
 			--xattrs --xattrs-include=security.capability --mtime=@1700000000 \
 			--pax-option=delete=atime,delete=ctime || return 1
 	case $out in
-	*.gz) gzip -n -9 -c "$tarf" > "$out" && rm -f "$tarf" ;;
-	*.zst) zstd -q -19 --rm -f "$tarf" -o "$out" ;;
+	*.gz) gzip -n -c "$tarf" > "$out" && rm -f "$tarf" ;;
+	*.zst) zstd -q --rm -f "$tarf" -o "$out" ;;
 	esac
 }
 
@@ -249,6 +251,12 @@ registry_push_busybox() {
 	_reg_work || return 1
 	w=$REG_W
 	"$REG_SRC/scripts/rootfs" "$w/rootfs" && registry_push_dir "$w/rootfs" "$1"
+}
+
+registry_push_debian() {
+	local dir
+	dir=$("$REG_SRC/scripts/debian-image") || { _reg_say "cannot build the Debian image"; return 1; }
+	registry_push_dir "$dir" "$1"
 }
 
 # The multi-layer image, on the busybox rootfs, each layer compressed its
