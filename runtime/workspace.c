@@ -489,8 +489,11 @@ static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct 
 	if (src < 0 || fstat(src, &st) < 0 || mkdirat(state_dirfd, "rootfs", 0755) < 0)
 		return cvm_error_set(err, errno, "copy %s", s->rootfs);
 	dst = openat(state_dirfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	note(s, "%s is on %s, which cannot be idmapped: copying it once into %s", s->rootfs,
-	     cvm_fs_name(src), path);
+	if (s->copy_rootfs)
+		note(s, "idmap = off: copying %s once into %s", s->rootfs, path);
+	else
+		note(s, "%s is on %s, which cannot be idmapped: copying it once into %s", s->rootfs,
+		     cvm_fs_name(src), path);
 	if (dst < 0 || cvm_copy_tree(src, dst, copy_progress, (void *)s, err) < 0)
 		return cvm_error_prefix(err, "copy %s to %s", s->rootfs, path);
 	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
@@ -650,12 +653,14 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 	}
 	if (l->state_fd < 0)
 		return cvm_error_prefix(err, "state dir");
-	l->lower_fd = cvm_idmap_clone(s->rootfs, l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);
-	if (l->lower_fd >= 0)
-		return 0;
-	if (err->err != EINVAL)
-		return cvm_error_prefix(err, "rootfs");
-	cvm_error_clear(err);
+	if (!s->copy_rootfs) {
+		l->lower_fd = cvm_idmap_clone(s->rootfs, l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);
+		if (l->lower_fd >= 0)
+			return 0;
+		if (err->err != EINVAL)
+			return cvm_error_prefix(err, "rootfs");
+		cvm_error_clear(err);
+	}
 	state_dirfd = open(s->state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (state_dirfd < 0)
 		return cvm_error_set(err, errno, "%s", s->state);

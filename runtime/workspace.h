@@ -22,6 +22,8 @@ struct cvm_ws_write {
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute) */
 	const char *state;              /* persistent dir (absolute), made if missing */
+	bool copy_rootfs;               /* copy @rootfs once into STATE/rootfs even where it
+					 * could be idmapped ([workspace] idmap = off) */
 	uint32_t uid_base;
 	uint32_t uid_count;
 	const char *hostname;

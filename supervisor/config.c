@@ -7,6 +7,7 @@
  * free() or realloc() a config field directly. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
@@ -27,6 +28,8 @@ _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_gpu_enable) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_image_pull) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_idmap_mode) == sizeof(int), "enum size");
 _Static_assert(CVM_GPU_AUTO == 0 && CVM_GPU_YES == 1 && CVM_GPU_NO == 2, "gpu_enable_names");
 
 enum key_type {
@@ -40,11 +43,12 @@ enum key_type {
 	T_ENV_LIST,     /* NAME=VALUE entries, newline-separated, replace by NAME */
 	T_NAME_LIST,    /* NAME or PREFIX*, separated by commas or whitespace */
 	T_PATH_LIST,    /* absolute paths without "..", separated by commas or whitespace */
+	T_WORD_LIST,    /* words separated by commas or whitespace; the key's check judges them */
 };
 
 /* SEC_MOUNT stays last: the named-section lookup stops at it. */
 enum section_id { SEC_SUPERVISOR, SEC_WORKSPACE, SEC_DEVICES, SEC_RESOURCES, SEC_PROC,
-		  SEC_GPU, SEC_BOOTSTRAP, SEC_MOUNT };
+		  SEC_GPU, SEC_BOOTSTRAP, SEC_IMAGE, SEC_MOUNT };
 
 struct key;
 typedef int (*key_check)(const struct key *k, const char *value, const char *source,
@@ -72,6 +76,7 @@ static const char *const section_names[] = {
 	[SEC_PROC] = "proc",
 	[SEC_GPU] = "gpu",
 	[SEC_BOOTSTRAP] = "bootstrap",
+	[SEC_IMAGE] = "image",
 	[SEC_MOUNT] = "mount",
 };
 
@@ -79,6 +84,8 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug",
 static const char *const log_format_names[] = { "text", "json", NULL };
 static const char *const signal_target_names[] = { "child", "group", "all", NULL };
 static const char *const gpu_enable_names[] = { "auto", "yes", "no", NULL };
+static const char *const image_pull_names[] = { "missing", "always", "never", NULL };
+static const char *const idmap_names[] = { "auto", "off", NULL };
 
 /* Lists start out pointing here so that consumers can always walk them. */
 static char *empty_list[] = { NULL };
@@ -99,6 +106,10 @@ static int check_gpu_devices(const struct key *k, const char *value, const char 
 			     struct cvm_error *err);
 static int check_auto_or_path(const struct key *k, const char *value, const char *source,
 			      struct cvm_error *err);
+static int check_image_ref(const struct key *k, const char *value, const char *source,
+			   struct cvm_error *err);
+static int check_registries(const struct key *k, const char *value, const char *source,
+			    struct cvm_error *err);
 
 #define CFG(f) offsetof(struct cvm_config, f)
 #define MNT(f) offsetof(struct cvm_mount, f)
@@ -148,6 +159,9 @@ static const struct key keys[] = {
 	  "refuse the syscalls that reach the node (kexec, modules, the clock, ...)" },
 	{ SEC_WORKSPACE, "seccomp_deny", T_NAME_LIST, CFG(seccomp_deny), CFG(n_seccomp_deny), NULL,
 	  NULL, check_syscalls, "more syscalls to refuse with EPERM, by name" },
+	{ SEC_WORKSPACE, "idmap", T_ENUM, CFG(idmap), 0, "auto", idmap_names, NULL,
+	  "auto: the image dir is an idmapped mount (a one-time copy into STATE/rootfs where "
+	  "its filesystem cannot be idmapped); off: always that copy" },
 
 	{ SEC_DEVICES, "fuse", T_BOOL, CFG(dev_fuse), 0, "no", NULL, NULL, "provide /dev/fuse" },
 	{ SEC_DEVICES, "tun", T_BOOL, CFG(dev_tun), 0, "no", NULL, NULL, "provide /dev/net/tun" },
@@ -192,6 +206,24 @@ static const struct key keys[] = {
 	  "os-release) or an absolute path" },
 	{ SEC_BOOTSTRAP, "script", T_STRING, CFG(bootstrap_script), 0, NULL, NULL, NULL,
 	  "shell script run inside as the user once the workspace is up", true },
+
+	{ SEC_IMAGE, "ref", T_STRING, CFG(image_ref), 0, NULL, NULL, check_image_ref,
+	  "registry image as the rootfs: [REGISTRY/]REPO[:TAG][@DIGEST] (instead of "
+	  "[workspace] rootfs)" },
+	{ SEC_IMAGE, "default_registry", T_STRING, CFG(image_default_registry), 0, "docker.io",
+	  NULL, check_registries, "registry of short names (ubuntu, codercom/enterprise-base)" },
+	{ SEC_IMAGE, "mirrors", T_WORD_LIST, CFG(image_mirrors), CFG(n_image_mirrors), NULL, NULL,
+	  check_registries, "registry mirrors tried first, HOST[:PORT][/PATH] or a URL, comma "
+	  "separated" },
+	{ SEC_IMAGE, "cache_dir", T_PATH, CFG(image_cache_dir), 0, NULL, NULL, NULL,
+	  "unpacked layers by digest (unset: STATE/images); a node-wide dir may be shared by pods" },
+	{ SEC_IMAGE, "auth_file", T_PATH, CFG(image_auth_file), 0, NULL, NULL, NULL,
+	  "docker config.json with the registries' credentials" },
+	{ SEC_IMAGE, "ca_dir", T_PATH, CFG(image_ca_dir), 0, NULL, NULL, NULL,
+	  "extra CA certificates for the registries: a dir of PEM files, or one PEM file" },
+	{ SEC_IMAGE, "pull", T_ENUM, CFG(image_pull), 0, "missing", image_pull_names, NULL,
+	  "missing (the cache when it has the ref's digest), always (ask the registry), or "
+	  "never (the cache only)" },
 
 	{ SEC_MOUNT, "source", T_PATH, MNT(source), 0, NULL, NULL, NULL, "outer path" },
 	{ SEC_MOUNT, "target", T_PATH, MNT(target), 0, NULL, NULL, NULL, "path inside" },
@@ -402,6 +434,7 @@ static const char *expected(const struct key *k, char *buf, size_t size)
 	case T_ENV_LIST: return "expected NAME=VALUE";
 	case T_NAME_LIST: return "expected variable names or PREFIX*, separated by commas";
 	case T_PATH_LIST: return "expected absolute paths, separated by commas";
+	case T_WORD_LIST: return "expected words separated by commas";
 	case T_ENUM:
 		break;
 	}
@@ -447,6 +480,7 @@ static int parse_scalar(const struct key *k, const char *value, void *field)
 	case T_ENV_LIST:
 	case T_NAME_LIST:
 	case T_PATH_LIST:
+	case T_WORD_LIST:
 		break;
 	}
 	errno = EINVAL;
@@ -579,6 +613,8 @@ static bool valid_list_entry(const struct key *k, const char *t, size_t len)
 		return valid_env_entry(t, len);
 	if (k->type == T_PATH_LIST)
 		return valid_list_path(t, len);
+	if (k->type == T_WORD_LIST)
+		return true;
 	return valid_pass_name(t, len);
 }
 
@@ -808,7 +844,88 @@ static int check_auto_or_path(const struct key *k, const char *value, const char
 			     source, value, k->name);
 }
 
+/* A registry reference as [image] ref: its full grammar is image/ref.c's;
+ * here only what is surely not one, and a path, which is rootfs's. */
+static int check_image_ref(const struct key *k, const char *value, const char *source,
+			   struct cvm_error *err)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				 "._-/:@";
+
+	if (value[0] == '/')
+		return cvm_error_set(err, 0, "%s: '%s' is a path: an unpacked image directory is "
+				     "[workspace] rootfs (--rootfs); %s is a registry reference like "
+				     "ubuntu:24.04 or registry.example.com/team/image:tag", source,
+				     value, k->name);
+	if (strspn(value, ok) == strlen(value) && isalnum((unsigned char)value[0]))
+		return 0;
+	return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected an image reference "
+			     "like ubuntu:24.04 or registry.example.com/team/image@sha256:...",
+			     source, value, k->name);
+}
+
+/* HOST[:PORT] (default_registry), and for mirrors also a path and an
+ * http:// or https:// scheme. */
+static bool registry_word_ok(const char *w, bool url)
+{
+	static const char host[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				   ".-:[]";
+	size_t len;
+
+	if (url && !strncmp(w, "https://", 8))
+		w += 8;
+	else if (url && !strncmp(w, "http://", 7))
+		w += 7;
+	len = strspn(w, host);
+	if (len == 0 || (!isalnum((unsigned char)w[0]) && w[0] != '[') || w[len - 1] == ':')
+		return false;
+	if (w[len] == '\0')
+		return true;
+	return url && w[len] == '/' &&
+	       strspn(w + len, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			       ".-_/") == strlen(w + len);
+}
+
+static bool mirror_ok(const char *w)
+{
+	return registry_word_ok(w, true);
+}
+
+static int check_registries(const struct key *k, const char *value, const char *source,
+			    struct cvm_error *err)
+{
+	char w[256];
+
+	if (k->type == T_STRING) {
+		if (registry_word_ok(value, false))
+			return 0;
+		return cvm_error_set(err, 0, "%s: bad value '%s' for %s: expected a registry host "
+				     "like docker.io or registry.example.com:5000", source, value,
+				     k->name);
+	}
+	if (find_bad_word(value, ", \t\n", mirror_ok, w, sizeof(w)))
+		return cvm_error_set(err, 0, "%s: bad entry '%s' for %s: expected HOST[:PORT][/PATH] "
+				     "or an http:// or https:// URL, separated by commas", source, w,
+				     k->name);
+	return 0;
+}
+
 /* ---- init / free ------------------------------------------------------ */
+
+/* Replaces a credential, wiping the old text; @value NULL clears it. */
+static int set_secret(char **field, const char *value)
+{
+	char *copy = value ? strdup(value) : NULL;
+
+	if (value && !copy)
+		return -1;
+	if (*field) {
+		explicit_bzero(*field, strlen(*field));
+		free(*field);
+	}
+	*field = copy;
+	return 0;
+}
 
 static void init_key(const struct key *k, void *base)
 {
@@ -823,6 +940,7 @@ static void init_key(const struct key *k, void *base)
 	case T_ENV_LIST:
 	case T_NAME_LIST:
 	case T_PATH_LIST:
+	case T_WORD_LIST:
 		*(char ***)field = empty_list;
 		*(size_t *)((char *)base + k->count_off) = 0;
 		/* A list's default is a value like any other; a bad one is a build bug. */
@@ -858,7 +976,8 @@ static void free_section(void *base, enum section_id sec)
 			continue;
 		if (k->type == T_STRING || k->type == T_PATH)
 			free_string(k, field_of(base, k));
-		else if (k->type == T_ENV_LIST || k->type == T_NAME_LIST || k->type == T_PATH_LIST)
+		else if (k->type == T_ENV_LIST || k->type == T_NAME_LIST || k->type == T_PATH_LIST ||
+			 k->type == T_WORD_LIST)
 			list_clear(field_of(base, k), (size_t *)((char *)base + k->count_off));
 	}
 }
@@ -882,6 +1001,7 @@ void cvm_config_free(struct cvm_config *c)
 	}
 	free(c->mounts);
 	free(c->config_path);
+	set_secret(&c->image_auth_json, NULL);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -949,7 +1069,7 @@ static int unknown_section(const char *section, const char *key, const char *sou
 			   struct cvm_error *err)
 {
 	static const char known[] = "[supervisor], [workspace], [devices], [resources], [proc], "
-				    "[gpu], [bootstrap] or [mount \"NAME\"]";
+				    "[gpu], [bootstrap], [image] or [mount \"NAME\"]";
 
 	if (section[0] == '\0')
 		return cvm_error_set(err, 0, "%s: key '%s' is outside any section; put it under %s",
@@ -1010,6 +1130,7 @@ static int apply(const struct key *k, void *base, const char *value, const char 
 	case T_ENV_LIST:
 	case T_NAME_LIST:
 	case T_PATH_LIST:
+	case T_WORD_LIST:
 		return set_list(k, base, value, source, err);
 	case T_STRING:
 	case T_PATH:
@@ -1042,7 +1163,13 @@ int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
 	k = find_key(sec, key);
 	if (!k)
 		return unknown_key(sec, section, key, source, err);
-	return apply(k, base, value ? value : "", source, err);
+	if (apply(k, base, value ? value : "", source, err) < 0)
+		return -1;
+	if (sec == SEC_WORKSPACE && !strcmp(k->name, "rootfs"))
+		c->rootfs_layer = c->layer;
+	else if (sec == SEC_IMAGE && !strcmp(k->name, "ref"))
+		c->image_ref_layer = c->layer;
+	return 0;
 }
 
 /* ---- INI file --------------------------------------------------------- */
@@ -1157,6 +1284,7 @@ int cvm_config_load_file(struct cvm_config *c, const char *path, bool must_exist
 			return 0;
 		return cvm_error_set(err, errno, "%s: cannot open config file", path);
 	}
+	c->layer = CVM_LAYER_FILE;
 	if (ini_result(&ctx, ini_parse_stream(ini_read_line, &ctx, ini_handle, &ctx)) < 0)
 		return -1;
 	copy = strdup(path);
@@ -1201,34 +1329,45 @@ static int load_env_entry(struct cvm_config *c, const char *entry, struct cvm_er
  * that a pod spec or Coder template written for envbox runs under cvm. */
 enum alias_kind {
 	A_KEY,          /* the value as it is, for section/key */
-	A_IMAGE,        /* rootfs; a registry reference gets an explanation */
-	A_BOOL_ENUM,    /* envbox's true/false for an auto/yes/no key */
+	A_IMAGE,        /* an absolute path: [workspace] rootfs; else [image] ref */
+	A_BOOL,         /* envbox's true/false: if_true or if_false for section/key
+			   (NULL: leave the key as the other layers set it) */
 	A_MOUNTS,       /* src:dst[:ro],... as [mount "coder-N"] sections */
 	A_PASS_SELF,    /* pass this variable in; its value never enters the config */
+	A_CIDR,         /* envbox's bridge CIDR, host bits allowed (172.19.0.1/30) */
+	A_SECRET,       /* a credential: kept apart from the keys, never echoed */
 };
 
 struct env_alias {
 	const char *var;
 	enum alias_kind kind;
 	const char *section, *key;
+	const char *if_true, *if_false;         /* A_BOOL */
 };
 
 static const struct env_alias env_aliases[] = {
-	{ "CODER_INNER_IMAGE", A_IMAGE, "workspace", "rootfs" },
+	{ "CODER_INNER_IMAGE", A_IMAGE, NULL, NULL },
 	{ "CODER_INNER_USERNAME", A_KEY, "workspace", "user" },
 	{ "CODER_INNER_HOSTNAME", A_KEY, "workspace", "hostname" },
 	{ "CODER_INNER_ENVS", A_KEY, "workspace", "env_pass" },
 	{ "CODER_INNER_WORK_DIR", A_KEY, "workspace", "workdir" },
 	{ "CODER_AGENT_TOKEN", A_PASS_SELF, "workspace", "env_pass" },
+	{ "CODER_AGENT_URL", A_PASS_SELF, "workspace", "env_pass" },
 	{ "CODER_MOUNTS", A_MOUNTS, NULL, NULL },
 	{ "CODER_ADD_FUSE", A_KEY, "devices", "fuse" },
 	{ "CODER_ADD_TUN", A_KEY, "devices", "tun" },
-	{ "CODER_ADD_GPU", A_BOOL_ENUM, "gpu", "enable" },
+	{ "CODER_ADD_GPU", A_BOOL, "gpu", "enable", "yes", "no" },
 	{ "CODER_USR_LIB_DIR", A_KEY, "gpu", "host_lib_dir" },
 	{ "CODER_INNER_USR_LIB_DIR", A_KEY, "gpu", "inner_lib_dir" },
 	{ "CODER_CPUS", A_KEY, "resources", "cpus" },
 	{ "CODER_MEMORY", A_KEY, "resources", "memory" },
 	{ "CODER_BOOTSTRAP_SCRIPT", A_KEY, "bootstrap", "script" },
+	{ "CODER_IMAGE_PULL_SECRET", A_SECRET, NULL, NULL },
+	{ "CODER_DOCKER_CONFIG", A_KEY, "image", "auth_file" },
+	{ "CODER_EXTRA_CERTS_PATH", A_KEY, "image", "ca_dir" },
+	{ "CODER_DOCKER_BRIDGE_CIDR", A_CIDR, "workspace", "network_cidr" },
+	{ "CODER_DEBUG", A_BOOL, "supervisor", "log_level", "debug", NULL },
+	{ "CODER_DISABLE_IDMAPPED_MOUNT", A_BOOL, "workspace", "idmap", "off", "auto" },
 };
 
 #define MAX_ALIAS_MOUNTS 64
@@ -1253,6 +1392,34 @@ static int alias_mounts(struct cvm_config *c, const char *var, const char *value
 	return 0;
 }
 
+/* envbox hands the CIDR to dockerd's --bip, whose address is the bridge's
+ * own (172.19.0.1/30, its default): the network is what cvm wants, and
+ * cvm's outer end .1 is where envbox's bridge was. */
+static int alias_cidr(struct cvm_config *c, const struct env_alias *a, const char *value,
+		      struct cvm_error *err)
+{
+	char addr[INET_ADDRSTRLEN], net[INET_ADDRSTRLEN + 4];
+	const char *slash = strchr(value, '/');
+	struct in_addr in;
+	uint32_t ip;
+	uint32_t prefix;
+
+	if (!slash || (size_t)(slash - value) >= sizeof(addr) ||
+	    cvm_parse_u32(slash + 1, &prefix) < 0 || prefix > 32)
+		return cvm_error_set(err, 0, "%s: bad value '%s': expected an IPv4 network like "
+				     "172.19.0.1/30", a->var, value);
+	memcpy(addr, value, (size_t)(slash - value));
+	addr[slash - value] = '\0';
+	if (inet_pton(AF_INET, addr, &in) != 1)
+		return cvm_error_set(err, 0, "%s: bad value '%s': expected an IPv4 network like "
+				     "172.19.0.1/30", a->var, value);
+	ip = ntohl(in.s_addr);
+	in.s_addr = htonl(prefix ? ip & ~0u << (32 - prefix) : 0);
+	inet_ntop(AF_INET, &in, addr, sizeof(addr));
+	snprintf(net, sizeof(net), "%s/%u", addr, prefix);
+	return cvm_config_set(c, a->section, a->key, net, a->var, err);
+}
+
 static int apply_alias(struct cvm_config *c, const struct env_alias *a, const char *value,
 		       struct cvm_error *err)
 {
@@ -1262,18 +1429,26 @@ static int apply_alias(struct cvm_config *c, const struct env_alias *a, const ch
 	case A_KEY:
 		break;
 	case A_IMAGE:
-		if (value[0] != '/')
-			return cvm_error_set(err, 0, "%s: '%s' is not a directory: cvm runs an unpacked "
-					     "image (an absolute path like /var/lib/cvm/images/ubuntu) "
-					     "and pulls nothing from a registry; unpack the image into "
-					     "a directory first and name that", a->var, value);
-		break;
-	case A_BOOL_ENUM:
+		/* A directory as today; anything else is for the image puller. */
+		if (value[0] == '/')
+			return cvm_config_set(c, "workspace", "rootfs", value, a->var, err);
+		return cvm_config_set(c, "image", "ref", value, a->var, err);
+	case A_BOOL:
 		if (cvm_parse_bool(value, &on) < 0)
 			return cvm_error_set(err, 0, "%s: bad value '%s': expected true or false",
 					     a->var, value);
-		value = on ? "yes" : "no";
+		value = on ? a->if_true : a->if_false;
+		if (!value)
+			return 0;
 		break;
+	case A_CIDR:
+		return alias_cidr(c, a, value, err);
+	case A_SECRET:
+		/* Checked (and parsed) by the puller, which names the variable,
+		 * never its text. */
+		if (set_secret(&c->image_auth_json, value) < 0)
+			return cvm_error_set(err, ENOMEM, "%s", a->var);
+		return 0;
 	case A_MOUNTS:
 		return alias_mounts(c, a->var, value, err);
 	case A_PASS_SELF:
@@ -1303,10 +1478,12 @@ static int load_env_alias(struct cvm_config *c, const char *entry, struct cvm_er
 int cvm_config_load_env(struct cvm_config *c, char *const *envp, struct cvm_error *err)
 {
 	/* Aliases first: CVM_X is cvm's own name and wins over CODER_X. */
+	c->layer = CVM_LAYER_ALIAS;
 	for (size_t i = 0; envp && envp[i]; i++) {
 		if (load_env_alias(c, envp[i], err) < 0)
 			return -1;
 	}
+	c->layer = CVM_LAYER_ENV;
 	for (size_t i = 0; envp && envp[i]; i++) {
 		if (load_env_entry(c, envp[i], err) < 0)
 			return -1;
@@ -1370,21 +1547,53 @@ static int validate_ids(const struct cvm_config *c, struct cvm_error *err)
 	return 0;
 }
 
+static void clear_key(struct cvm_config *c, enum section_id sec, const char *name)
+{
+	const struct key *k = find_key(sec, name);
+
+	free_string(k, field_of(c, k));
+}
+
+/* rootfs and ref are two ways to name the image: a later layer's choice
+ * replaces an earlier one's (CODER_INNER_IMAGE=ref under CVM_WORKSPACE_ROOTFS,
+ * a file's rootfs under --image); both from one layer is a contradiction. */
+static int validate_image(struct cvm_config *c, struct cvm_error *err)
+{
+	if (!c->rootfs || !c->image_ref)
+		return 0;
+	if (c->rootfs_layer > c->image_ref_layer) {
+		clear_key(c, SEC_IMAGE, "ref");
+		return 0;
+	}
+	if (c->image_ref_layer > c->rootfs_layer) {
+		clear_key(c, SEC_WORKSPACE, "rootfs");
+		return 0;
+	}
+	return cvm_error_set(err, 0, "[workspace] rootfs (%s) and [image] ref (%s) are both set: "
+			     "drop [image] ref to run the unpacked directory, or drop [workspace] "
+			     "rootfs to pull the image", c->rootfs, c->image_ref);
+}
+
 static int validate_rootfs(const struct cvm_config *c, struct cvm_error *err)
 {
 	if (c->rootfs && !c->state)
 		return cvm_error_set(err, 0,
 				     "state is required with rootfs: a persistent directory for "
 				     "the workspace's changes");
-	if (c->state && !c->rootfs)
+	if (c->image_ref && !c->state)
+		return cvm_error_set(err, 0,
+				     "state is required with an image ref: a persistent directory "
+				     "for the workspace's changes (and, unless [image] cache_dir is "
+				     "set, the image's layers)");
+	if (c->state && !c->rootfs && !c->image_ref)
 		return cvm_error_set(err, 0,
 				     "rootfs is required with state: the unpacked image that "
-				     "state holds changes to");
+				     "state holds changes to (or [image] ref, an image to pull)");
 	if (c->rootfs && strcmp(c->rootfs, c->state) == 0)
 		return cvm_error_set(err, 0, "state: must be a different directory than rootfs");
-	if (c->bootstrap_script && !c->rootfs)
+	if (c->bootstrap_script && !c->rootfs && !c->image_ref)
 		return cvm_error_set(err, 0, "bootstrap script: runs inside a workspace; set rootfs "
-				     "too (--rootfs, CODER_INNER_IMAGE)");
+				     "or an image too (--rootfs, --image, CODER_INNER_IMAGE)");
 	return 0;
 }
 
@@ -1446,7 +1655,7 @@ int cvm_config_validate(struct cvm_config *c, struct cvm_error *err)
 	if (ms > MAX_STOP_TIMEOUT_MS)
 		return cvm_error_set(err, 0, "stop_timeout: %llu%s is more than the maximum, 1h",
 				     ms % 1000 ? ms : ms / 1000, ms % 1000 ? "ms" : "s");
-	if (validate_ids(c, err) < 0 || validate_rootfs(c, err) < 0 ||
+	if (validate_ids(c, err) < 0 || validate_image(c, err) < 0 || validate_rootfs(c, err) < 0 ||
 	    validate_mounts(c, err) < 0)
 		return -1;
 	return 0;

@@ -27,6 +27,26 @@
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
 
+/* [image] pull: when to ask the registry. */
+enum cvm_image_pull {
+	CVM_PULL_MISSING = 0,   /* a cached digest is used as is; a tag is resolved, and
+				   only what the cache lacks is fetched */
+	CVM_PULL_ALWAYS,        /* resolve and verify with the registry at every start */
+	CVM_PULL_NEVER,         /* the cache only; an error if the image is not there */
+};
+
+/* [workspace] idmap: how the image dir becomes the overlay's lower layer. */
+enum cvm_idmap_mode {
+	CVM_IDMAP_AUTO = 0,     /* an idmapped mount; a one-time copy where the fs cannot */
+	CVM_IDMAP_OFF,          /* always the one-time copy into STATE/rootfs */
+};
+
+/* Which loader set a value, for keys whose later layer replaces a rival
+ * key of an earlier one ([workspace] rootfs against [image] ref). */
+enum cvm_config_layer {
+	CVM_LAYER_DEFAULT = 0, CVM_LAYER_FILE, CVM_LAYER_ALIAS, CVM_LAYER_ENV, CVM_LAYER_FLAG,
+};
+
 /* Who gets the signals cvm forwards. */
 enum cvm_signal_target {
 	CVM_SIGNAL_CHILD = 0,   /* the main child only (tini default) */
@@ -70,6 +90,20 @@ struct cvm_config {
 	bool seccomp;                   /* the syscall profile (runtime/seccomp.c) */
 	char **seccomp_deny;            /* more syscalls refused (EPERM), NULL-terminated */
 	size_t n_seccomp_deny;
+	enum cvm_idmap_mode idmap;
+
+	/* [image]: a registry image as the workspace's rootfs */
+	char *image_ref;                /* as written; NULL: [workspace] rootfs or plain mode */
+	char *image_default_registry;   /* for short names; default docker.io */
+	char **image_mirrors;           /* tried before the registry, NULL-terminated */
+	size_t n_image_mirrors;
+	char *image_cache_dir;          /* NULL: STATE/images */
+	char *image_auth_file;          /* a docker config.json, or NULL */
+	char *image_ca_dir;             /* extra CA certificates (a dir of PEM files or one file) */
+	enum cvm_image_pull image_pull;
+	/* CODER_IMAGE_PULL_SECRET's docker config JSON: a credential. No key,
+	 * no flag, never logged nor echoed in an error; wiped on free. */
+	char *image_auth_json;
 
 	/* [devices] */
 	bool dev_fuse;
@@ -106,6 +140,9 @@ struct cvm_config {
 
 	/* what did the user set explicitly (for "auto" decisions later) */
 	char *config_path;              /* file that was loaded, or NULL */
+	enum cvm_config_layer layer;    /* the loader now running (set by the loaders; run.c
+					   sets CVM_LAYER_FLAG before the flags) */
+	enum cvm_config_layer rootfs_layer, image_ref_layer;   /* who set them */
 };
 
 /* Fill in the built-in defaults. */
@@ -113,7 +150,7 @@ void cvm_config_init(struct cvm_config *c);
 void cvm_config_free(struct cvm_config *c);
 
 /* Set one key. @section is "supervisor", "workspace", "devices",
- * "resources", "proc", "gpu" or "mount NAME"; @source names where the value came from and prefixes every
+ * "resources", "proc", "gpu", "bootstrap", "image" or "mount NAME"; @source names where the value came from and prefixes every
  * error. Returns 0 or -1 with @err filled. */
 int cvm_config_set(struct cvm_config *c, const char *section, const char *key,
 		   const char *value, const char *source, struct cvm_error *err);
@@ -143,7 +180,9 @@ int cvm_config_load_layers(struct cvm_config *c, const char *path, char *const *
 int cvm_config_control_socket(const char *path, const char *flag, char *out, size_t len,
 			      struct cvm_error *err);
 
-/* Cross-field checks, after every layer is applied. */
+/* Cross-field checks, after every layer is applied. [workspace] rootfs and
+ * [image] ref name the same thing: when both are set, the one from the later
+ * layer wins (the other is cleared here); from the same layer, an error. */
 int cvm_config_validate(struct cvm_config *c, struct cvm_error *err);
 
 /* Value parsers, exposed for the unit tests and the CLI. All return 0 or -1

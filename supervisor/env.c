@@ -15,9 +15,14 @@ static bool passed(const struct cvm_config *c, const char *entry)
 		return false;
 	memcpy(name, entry, len);
 	name[len] = '\0';
-	for (size_t i = 0; i < c->n_env_pass; i++)
+	for (size_t i = 0; i < c->n_env_pass; i++) {
+		/* The registry credential enters only when named in full, never
+		 * through a prefix like CODER_* (envbox's CODER_INNER_ENVS). */
+		if (!strcmp(name, "CODER_IMAGE_PULL_SECRET") && strcmp(c->env_pass[i], name))
+			continue;
 		if (fnmatch(c->env_pass[i], name, 0) == 0)
 			return true;
+	}
 	return false;
 }
 

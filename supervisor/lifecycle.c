@@ -382,6 +382,11 @@ static int ws_plan(struct ws_run *w, char **argv, struct cvm_error *err)
 {
 	const struct cvm_config *c = w->c;
 
+	if (!c->rootfs) {       /* [image] ref: until the puller is wired in here */
+		log_error("image", "image %s: pulling is not yet part of cvm run; unpack the "
+			  "image and use --rootfs DIR", c->image_ref);
+		return CVM_EXIT_SETUP_FAILED;
+	}
 	w->in = (struct cvm_inner){ .config = c, .argv = argv, .envp = cvm_env_build(c, environ),
 				    .notify_sock = -1 };
 	w->mounts = calloc(c->n_mounts + 1, sizeof(*w->mounts));
@@ -399,6 +404,7 @@ static int ws_plan(struct ws_run *w, char **argv, struct cvm_error *err)
 		.dev_tun = c->dev_tun, .console = isatty(STDIN_FILENO),
 		.mounts = w->mounts, .n_mounts = c->n_mounts, .note = ws_note,
 		.engine_dirs = c->engine_dirs, .n_engine_dirs = c->n_engine_dirs,
+		.copy_rootfs = c->idmap == CVM_IDMAP_OFF,
 		.cgroup_fd = -1, .procfs_fd = -1, .init_fd = -1,
 	};
 	if (w->gpu.plan.enabled) {

@@ -48,8 +48,12 @@ static const struct run_flag run_flags[] = {
 	  "text (default) or json, one object per line" },
 	{ "rootfs", 'r', "DIR", "workspace", "rootfs", NULL,
 	  "unpacked image: run a workspace (unset: a plain process)" },
+	{ "image", 0, "REF", "image", "ref", NULL,
+	  "a registry image instead of --rootfs, like ubuntu:24.04" },
+	{ "pull", 0, "POLICY", "image", "pull", NULL,
+	  "missing (default: what the cache lacks), always or never" },
 	{ "state", 's', "DIR", "workspace", "state", NULL,
-	  "where the workspace's changes persist (required with --rootfs)" },
+	  "where the workspace's changes persist (required with --rootfs, --image)" },
 	{ "init", 0, "CMD", "workspace", "init", NULL,
 	  "inner init: auto (default) or a command run as PID 1 inside" },
 	{ "hostname", 0, "NAME", "workspace", "hostname", NULL,
@@ -103,8 +107,9 @@ static void run_usage(FILE *out)
 	      "/sbin/init, or CMD (default /bin/sh) under cvm's own reaping init.\n"
 	      "Started from a terminal, the workspace gets a terminal of its own\n"
 	      "(its /dev/console: ^C, ^Z and the window size work inside), which\n"
-	      "cvm relays to yours. Without --rootfs, run CMD as a plain\n"
-	      "supervised process.\n"
+	      "cvm relays to yours. --image REF names a registry image instead\n"
+	      "of the directory. Without either, run CMD as a plain supervised\n"
+	      "process.\n"
 	      "\n"
 	      "Either way cvm reaps every process, forwards signals, and on stop\n"
 	      "sends SIGTERM, waits the grace period, then SIGKILLs what is left.\n"
@@ -131,15 +136,18 @@ static void run_usage(FILE *out)
 	      "Every option is also a config key: [supervisor] stop_timeout = 30s in\n"
 	      "the INI file, or CVM_SUPERVISOR_STOP_TIMEOUT=30s in the environment\n"
 	      "(--volume is a [mount \"NAME\"] section; [gpu] has visible_devices,\n"
-	      "host_lib_dir and inner_lib_dir, see examples/cvm.ini).\n"
+	      "host_lib_dir and inner_lib_dir; [image] has default_registry, mirrors,\n"
+	      "cache_dir, auth_file and ca_dir; see examples/cvm.ini).\n"
 	      "Precedence: defaults < file < environment < flags.\n"
-	      "envbox's variables are accepted as aliases (CODER_INNER_IMAGE,\n"
-	      "CODER_INNER_USERNAME, CODER_MOUNTS, CODER_CPUS, CODER_BOOTSTRAP_SCRIPT,\n"
-	      "CODER_AGENT_TOKEN, ...; see the README); CVM_* wins over CODER_*.\n"
+	      "envbox's variables are accepted as aliases (CODER_INNER_IMAGE: a\n"
+	      "directory or an image, CODER_INNER_USERNAME, CODER_MOUNTS, CODER_CPUS,\n"
+	      "CODER_BOOTSTRAP_SCRIPT, CODER_AGENT_TOKEN, CODER_AGENT_URL,\n"
+	      "CODER_IMAGE_PULL_SECRET, ...; see the README); CVM_* wins over CODER_*.\n"
 	      "\n"
 	      "Examples:\n"
 	      "  cvm run --rootfs /img --state /data  a workspace; changes kept in /data\n"
 	      "  cvm run -r /img -s /data -v /home:/home -- bash -l\n"
+	      "  cvm run --image ubuntu:24.04 -s /data  pulled from Docker Hub, cached\n"
 	      "  cvm run -r /img -s /data --gpu        with the outer container's NVIDIA GPUs\n"
 	      "  cvm run -- /bin/sh -c 'make -j8'     reap and forward for a build\n"
 	      "  cvm run -g -t 30s -- ./server         signal the whole group, 30s grace\n"
@@ -209,6 +217,7 @@ static int build_config(struct cvm_config *c, const struct run_args *a, struct c
 {
 	if (cvm_config_load_layers(c, a->config_path, environ, err) < 0)
 		return -1;
+	c->layer = CVM_LAYER_FLAG;
 	for (size_t i = 0, volumes = 0; i < a->n_values; i++) {
 		char source[64];
 		snprintf(source, sizeof(source), "--%s", a->values[i].flag->name);
@@ -270,7 +279,7 @@ int cvm_cmd_run(int argc, char *argv[])
 		return CVM_EXIT_USAGE;
 	}
 	cvm_log_setup(c.log_level, c.log_format);
-	if (c.rootfs)
+	if (c.rootfs || c.image_ref)
 		status = cvm_workspace_run(&c, args.argv, &run_start);
 	else if (!args.argv[0]) {
 		log_error("supervisor", "nothing to run: give a command after '--' (cvm run -- /bin/sh), "

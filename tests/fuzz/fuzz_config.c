@@ -43,6 +43,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cvm_parse_duration_ms(text, &u64);
 	cvm_parse_bool(text, &b);
 	cvm_parse_u32(text, &u32);
+	/* The envbox aliases that parse their values themselves. */
+	{
+		static const char *const vars[] = { "CODER_DOCKER_BRIDGE_CIDR=", "CODER_INNER_IMAGE=",
+						    "CODER_MOUNTS=", "CODER_DEBUG=",
+						    "CODER_IMAGE_PULL_SECRET=" };
+
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			char *entry = malloc(strlen(vars[i]) + size + 1);
+			char *envp[] = { entry, NULL };
+
+			if (!entry)
+				break;
+			strcpy(entry, vars[i]);
+			strcat(entry, text);
+			cvm_config_init(&c);
+			if (cvm_config_load_env(&c, envp, &err) == 0)
+				cvm_config_validate(&c, &err);
+			cvm_config_free(&c);
+			free(entry);
+		}
+	}
 	free(text);
 	return 0;
 }

@@ -87,20 +87,23 @@ t_envbox_variables_end_to_end() {
 		--env CODER_INNER_USERNAME=nobody --env CODER_INNER_HOSTNAME=coderbox \
 		--env CODER_INNER_WORK_DIR=/tmp --env CODER_INNER_ENVS='MYVAR_*, OTHER' \
 		--env MYVAR_A=1 --env OTHER=2 --env NOTPASSED=3 --env CODER_AGENT_TOKEN=tok-secret-4711 \
+		--env CODER_AGENT_URL=https://coder.example:8443/ \
 		--env CODER_MOUNTS="$PWD/vol:/data:ro" --env CODER_ADD_FUSE=true --env CODER_CPUS=  \
 		--env CODER_BOOTSTRAP_SCRIPT='echo "boot $(id -u) token-length ${#CODER_AGENT_TOKEN} token $CODER_AGENT_TOKEN."
+echo "agent url $CODER_AGENT_URL"
 sleep 1000' \
 		-- "$CVM" run --log-level=debug -- sleep 1000 || return 1
 	wait_for "$LOG" 'workspace ready' || return 1
-	out=$(ws_exec "$WS" -- sh -c 'id -u; hostname; pwd; echo "$CODER_AGENT_TOKEN $MYVAR_A $OTHER ${NOTPASSED:-unset}"; cat /data/f; touch /data/g 2>/dev/null || echo read-only; test -c /dev/fuse && echo fuse')
+	out=$(ws_exec "$WS" -- sh -c 'id -u; hostname; pwd; echo "$CODER_AGENT_TOKEN $MYVAR_A $OTHER ${NOTPASSED:-unset} $CODER_AGENT_URL"; cat /data/f; touch /data/g 2>/dev/null || echo read-only; test -c /dev/fuse && echo fuse')
 	expect_eq "inside" "$out" "65534
 coderbox
 /tmp
-tok-secret-4711 1 2 unset
+tok-secret-4711 1 2 unset https://coder.example:8443/
 data
 read-only
 fuse" || return 1
 	wait_for "$LOG" 'cvm\[bootstrap\] info: boot 65534 token-length 15 token \*\*\*\.$' || return 1
+	wait_for "$LOG" 'cvm\[bootstrap\] info: agent url https://coder.example:8443/$' || return 1
 	stop || :
 	# Passed in, never logged: not at debug, not in any message.
 	! grep -q 'tok-secret-4711' "$LOG" || { say "the agent token is in the log:"; show_log; return 1; }
@@ -110,9 +113,13 @@ t_envbox_bad_value_is_an_error() {
 	CODER_CPUS=abc "$CVM" run -- true 2> err; rc=$?
 	expect_eq "exit" "$rc" 2 || return 1
 	grep -q "CODER_CPUS: bad value 'abc' for cpus" err || { say "$(cat err)"; return 1; }
+	# a registry reference is an image to pull, which needs a state dir
 	CODER_INNER_IMAGE=codercom/enterprise-base:ubuntu "$CVM" run -- true 2> err; rc=$?
 	expect_eq "exit" "$rc" 2 || return 1
-	grep -q "CODER_INNER_IMAGE: 'codercom/enterprise-base:ubuntu' is not a directory" err ||
+	grep -q "state is required with an image ref" err || { say "$(cat err)"; return 1; }
+	CODER_INNER_IMAGE='codercom/enterprise-base:ubuntu latest' "$CVM" run -- true 2> err; rc=$?
+	expect_eq "exit" "$rc" 2 || return 1
+	grep -q "CODER_INNER_IMAGE: bad value 'codercom/enterprise-base:ubuntu latest' for ref" err ||
 		{ say "$(cat err)"; return 1; }
 }
 

@@ -8,12 +8,14 @@ N=0
 
 # ws [cvm run args...]: run a workspace to the end in a fresh outer
 # container. Its stdout/stderr land in ./out and ./err; returns cvm's status.
+# WS_OUTER_ENV=(--env K=V...): the outer container's environment (envbox's way).
 # Each test runs in a subshell, so N is 1 in every one: the name's
 # uniqueness is $SRANDOM's (32 bits; $RANDOM's 15 collided once in CI).
 ws() {
 	N=$((N + 1))
 	local name=ws$N.$$.$SRANDOM rc
-	outer_start "$name" -- "$CVM" run "$@" || { say "outer_start failed"; return 125; }
+	outer_start "$name" ${WS_OUTER_ENV[@]+"${WS_OUTER_ENV[@]}"} -- "$CVM" run "$@" ||
+		{ say "outer_start failed"; return 125; }
 	outer_wait "$name" 60; rc=$?
 	cat "$OUTER_DIR/$name/out" > out; cat "$OUTER_DIR/$name/err" > err
 	return $rc
@@ -331,6 +333,38 @@ t_fallback_copy_for_overlay_image() {
 	[ $rc = 0 ] && ws_sh 'echo run2' --rootfs "$PWD/ov" || rc=1
 	grep -q "using the copy of .* made earlier" err || { rc=1; say "copy not reused"; cat err >&2; }
 	umount ov; [ $rc = 0 ] && has run2
+}
+
+# envbox's CODER_DISABLE_IDMAPPED_MOUNT ([workspace] idmap = off): the
+# one-time copy even where the image dir could be idmapped, as this one can.
+t_disable_idmapped_mount_forces_the_copy() {
+	ws_sh 'echo auto' || return 1
+	! grep -q "copying" err || fail "idmap auto copied an idmappable image:" || sed 's/^/      | /' err >&2
+	expect_false "state/rootfs with idmap auto" test -e state/rootfs
+	WS_OUTER_ENV=(--env CODER_DISABLE_IDMAPPED_MOUNT=true)
+	ws_sh 'stat -c "%u %U" /bin/busybox; echo copied' --state "$PWD/state2" || return 1
+	grep -q "idmap = off: copying $ROOTFS once into $PWD/state2/rootfs" err ||
+		fail "no copy note:" || sed 's/^/      | /' err >&2
+	has "0 root" && has copied
+	expect_eq "rootfs.source" "$(cat state2/rootfs.source)" "$ROOTFS"
+	expect_true "the copy" cmp "$ROOTFS/bin/busybox" state2/rootfs/bin/busybox
+	ws_sh 'echo again' --state "$PWD/state2" || return 1
+	grep -q "using the copy of $ROOTFS made earlier" err || fail "copy not reused" ||
+		sed 's/^/      | /' err >&2
+	# CVM_WORKSPACE_IDMAP=auto (cvm's own name) wins over the envbox alias
+	WS_OUTER_ENV=(--env CODER_DISABLE_IDMAPPED_MOUNT=true --env CVM_WORKSPACE_IDMAP=auto)
+	ws_sh 'echo auto2' --state "$PWD/state3" || return 1
+	expect_false "state3/rootfs with CVM_WORKSPACE_IDMAP=auto" test -e state3/rootfs
+}
+
+# A registry reference reaches the lifecycle, which says the pull is not
+# wired in yet (issue 17's integration), before anything starts.
+t_image_ref_not_yet_pulled() {
+	expect_fail 125 "image codercom/enterprise-base:ubuntu: pulling is not yet part of cvm run" \
+		--image codercom/enterprise-base:ubuntu --state "$PWD/s" -- true || return 1
+	expect_false "state made" test -e s
+	WS_OUTER_ENV=(--env CODER_INNER_IMAGE=ubuntu:24.04 --env CVM_WORKSPACE_STATE="$PWD/s")
+	expect_fail 125 "image ubuntu:24.04: pulling is not yet part of cvm run" -- true
 }
 
 for t in $(declare -F | awk '$3 ~ /^t_/ {print $3}'); do

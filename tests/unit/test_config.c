@@ -244,6 +244,16 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.gpu_host_lib_dir);
 	ck_assert_str_eq(cfg.gpu_inner_lib_dir, "auto");
 	ck_assert_ptr_null(cfg.bootstrap_script);
+	ck_assert_int_eq(cfg.idmap, CVM_IDMAP_AUTO);
+	ck_assert_ptr_null(cfg.image_ref);
+	ck_assert_str_eq(cfg.image_default_registry, "docker.io");
+	ck_assert_uint_eq(cfg.n_image_mirrors, 0);
+	ck_assert_ptr_null(cfg.image_mirrors[0]);
+	ck_assert_ptr_null(cfg.image_cache_dir);
+	ck_assert_ptr_null(cfg.image_auth_file);
+	ck_assert_ptr_null(cfg.image_ca_dir);
+	ck_assert_int_eq(cfg.image_pull, CVM_PULL_MISSING);
+	ck_assert_ptr_null(cfg.image_auth_json);
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), 0);
 }
 END_TEST
@@ -702,7 +712,14 @@ START_TEST(test_envbox_aliases)
 		"CODER_MEMORY=4294967296",
 		"CODER_BOOTSTRAP_SCRIPT=#!/bin/sh\nexec /opt/agent ; echo x\n",
 		"CODER_AGENT_TOKEN=tok-3f9a-secret",
-		"CODER_AGENT_URL=https://coder.example",     /* no alias: ignored */
+		"CODER_AGENT_URL=https://coder.example",
+		"CODER_DOCKER_CONFIG=/var/run/secrets/docker/config.json",
+		"CODER_EXTRA_CERTS_PATH=/etc/ssl/extra",
+		"CODER_DOCKER_BRIDGE_CIDR=172.19.0.1/30",
+		"CODER_DEBUG=true",
+		"CODER_DISABLE_IDMAPPED_MOUNT=true",
+		"CODER_IMAGE_PULL_SECRET={\"auths\":{\"r.example\":{\"auth\":\"dTpw\"}}}",
+		"CODER_SOMETHING_ELSE=1",                    /* no alias: ignored */
 		"CVM_WORKSPACE_STATE=/var/lib/cvm/state",
 		NULL,
 	};
@@ -725,9 +742,19 @@ START_TEST(test_envbox_aliases)
 	ck_assert_str_eq(cfg.res_cpus, "2");
 	ck_assert_str_eq(cfg.res_memory, "4294967296");
 	ck_assert_str_eq(cfg.bootstrap_script, "#!/bin/sh\nexec /opt/agent ; echo x\n");
-	/* The token is passed in by name: its value is nowhere in the config. */
+	/* The token and the URL are passed in by name: their values are
+	 * nowhere in the config. */
 	ck_assert(has_entry(cfg.env_pass, "CODER_AGENT_TOKEN"));
-	ck_assert_uint_eq(cfg.n_env_pass, 4);
+	ck_assert(has_entry(cfg.env_pass, "CODER_AGENT_URL"));
+	ck_assert_uint_eq(cfg.n_env_pass, 5);
+	ck_assert_str_eq(cfg.image_auth_file, "/var/run/secrets/docker/config.json");
+	ck_assert_str_eq(cfg.image_ca_dir, "/etc/ssl/extra");
+	/* envbox's --bip address (the bridge's own .1) names the network */
+	ck_assert_str_eq(cfg.network_cidr, "172.19.0.0/30");
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_DEBUG);
+	ck_assert_int_eq(cfg.idmap, CVM_IDMAP_OFF);
+	ck_assert_str_eq(cfg.image_auth_json, "{\"auths\":{\"r.example\":{\"auth\":\"dTpw\"}}}");
+	ck_assert_ptr_null(cfg.image_ref);
 	ck_assert_uint_eq(cfg.n_env, 0);
 	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
 
@@ -747,9 +774,24 @@ START_TEST(test_envbox_bad_values)
 		{ "CODER_ADD_FUSE=maybe", "CODER_ADD_FUSE: bad value 'maybe' for fuse: expected yes or no" },
 		{ "CODER_ADD_TUN=t", "CODER_ADD_TUN: bad value 't' for tun" },
 		{ "CODER_ADD_GPU=maybe", "CODER_ADD_GPU: bad value 'maybe': expected true or false" },
-		{ "CODER_INNER_IMAGE=codercom/enterprise-base:ubuntu",
-		  "CODER_INNER_IMAGE: 'codercom/enterprise-base:ubuntu' is not a directory: cvm runs "
-		  "an unpacked image" },
+		{ "CODER_INNER_IMAGE=codercom/enterprise-base:ubuntu latest",
+		  "CODER_INNER_IMAGE: bad value 'codercom/enterprise-base:ubuntu latest' for ref: "
+		  "expected an image reference" },
+		{ "CODER_DOCKER_CONFIG=config.json", "CODER_DOCKER_CONFIG: bad value 'config.json' "
+						     "for auth_file: must be an absolute path" },
+		{ "CODER_EXTRA_CERTS_PATH=certs", "CODER_EXTRA_CERTS_PATH: bad value 'certs' for "
+						  "ca_dir: must be an absolute path" },
+		{ "CODER_DOCKER_BRIDGE_CIDR=172.19.0.1", "CODER_DOCKER_BRIDGE_CIDR: bad value "
+		  "'172.19.0.1': expected an IPv4 network like 172.19.0.1/30" },
+		{ "CODER_DOCKER_BRIDGE_CIDR=172.19.0.300/30", "CODER_DOCKER_BRIDGE_CIDR: bad value" },
+		{ "CODER_DOCKER_BRIDGE_CIDR=172.19.0.1/33", "CODER_DOCKER_BRIDGE_CIDR: bad value" },
+		{ "CODER_DOCKER_BRIDGE_CIDR=fd00::1/64", "CODER_DOCKER_BRIDGE_CIDR: bad value" },
+		/* cvm needs room for two ends: /31 and /32 are refused by the key */
+		{ "CODER_DOCKER_BRIDGE_CIDR=172.19.0.1/31", "CODER_DOCKER_BRIDGE_CIDR: bad value "
+		  "'172.19.0.0/31' for network_cidr" },
+		{ "CODER_DEBUG=verbose", "CODER_DEBUG: bad value 'verbose': expected true or false" },
+		{ "CODER_DISABLE_IDMAPPED_MOUNT=y", "CODER_DISABLE_IDMAPPED_MOUNT: bad value 'y': "
+						    "expected true or false" },
 		{ "CODER_INNER_HOSTNAME=bad host", "CODER_INNER_HOSTNAME: bad value 'bad host' for hostname" },
 		{ "CODER_INNER_WORK_DIR=src", "CODER_INNER_WORK_DIR: bad value 'src' for workdir: must be "
 					      "an absolute path" },
@@ -829,8 +871,210 @@ START_TEST(test_bootstrap_needs_workspace)
 {
 	ck_assert_int_eq(cvm_config_set(&cfg, "bootstrap", "script", "true", "t", &err), 0);
 	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
-	ck_assert_str_eq(err.msg, "bootstrap script: runs inside a workspace; set rootfs too "
-				  "(--rootfs, CODER_INNER_IMAGE)");
+	ck_assert_str_eq(err.msg, "bootstrap script: runs inside a workspace; set rootfs or an "
+				  "image too (--rootfs, --image, CODER_INNER_IMAGE)");
+	ck_assert_int_eq(cvm_config_set(&cfg, "image", "ref", "ubuntu", "t", &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "state", "/st", "t", &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+}
+END_TEST
+
+/* ---- [image] and the envbox variables that feed it --------------------- */
+
+START_TEST(test_image_keys)
+{
+	char *const envp[] = { "CVM_IMAGE_PULL=never", "CVM_IMAGE_MIRRORS=",
+			       "CVM_IMAGE_CA_DIR=/env/ca", NULL };
+
+	ck_assert_msg(load_ini("[image]\n"
+			       "ref = registry.example.com:5000/team/dev@sha256:0123abcd\n"
+			       "default_registry = mirror.local:5000\n"
+			       "mirrors = https://m1.example/v2/x, m2.example:443 [::1]:5000\n"
+			       "cache_dir = /var/cache/cvm\n"
+			       "auth_file = /root/.docker/config.json\n"
+			       "ca_dir = /etc/cvm/ca\n"
+			       "pull = always\n"
+			       "[workspace]\nidmap = off\nstate = /st\n") == 0, "%s", err.msg);
+	ck_assert_str_eq(cfg.image_ref, "registry.example.com:5000/team/dev@sha256:0123abcd");
+	ck_assert_str_eq(cfg.image_default_registry, "mirror.local:5000");
+	ck_assert_uint_eq(cfg.n_image_mirrors, 3);
+	ck_assert_str_eq(cfg.image_mirrors[0], "https://m1.example/v2/x");
+	ck_assert_str_eq(cfg.image_mirrors[1], "m2.example:443");
+	ck_assert_str_eq(cfg.image_mirrors[2], "[::1]:5000");
+	ck_assert_str_eq(cfg.image_cache_dir, "/var/cache/cvm");
+	ck_assert_str_eq(cfg.image_auth_file, "/root/.docker/config.json");
+	ck_assert_str_eq(cfg.image_ca_dir, "/etc/cvm/ca");
+	ck_assert_int_eq(cfg.image_pull, CVM_PULL_ALWAYS);
+	ck_assert_int_eq(cfg.idmap, CVM_IDMAP_OFF);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), 0);
+	ck_assert_int_eq(cfg.image_pull, CVM_PULL_NEVER);
+	ck_assert_uint_eq(cfg.n_image_mirrors, 0);
+	ck_assert_str_eq(cfg.image_ca_dir, "/env/ca");
+	ck_assert_int_eq(cvm_config_set(&cfg, "image", "pull", "missing", "--pull", &err), 0);
+	ck_assert_int_eq(cfg.image_pull, CVM_PULL_MISSING);
+}
+END_TEST
+
+static const struct { const char *text; const char *msg; } bad_image_keys[] = {
+	{ "ref = /var/lib/img", "cvm.ini:2: '/var/lib/img' is a path: an unpacked image directory "
+				"is [workspace] rootfs (--rootfs)" },
+	{ "ref = ubuntu latest", "cvm.ini:2: bad value 'ubuntu latest' for ref: expected an image "
+				 "reference" },
+	{ "ref = -x", "bad value '-x' for ref" },
+	{ "default_registry = https://docker.io", "bad value 'https://docker.io' for "
+						  "default_registry: expected a registry host" },
+	{ "default_registry = a b", "bad value 'a b' for default_registry" },
+	{ "mirrors = ok.example, ftp://x", "bad entry 'ftp://x' for mirrors: expected "
+					   "HOST[:PORT][/PATH]" },
+	{ "mirrors = http://", "bad entry 'http://' for mirrors" },
+	{ "mirrors = m.example/a b/../c?", "bad entry 'b/../c?' for mirrors" },
+	{ "pull = sometimes", "bad value 'sometimes' for pull: expected one of missing, always, "
+			      "never" },
+	{ "cache_dir = cache", "bad value 'cache' for cache_dir: must be an absolute path" },
+	{ "auth_file = a.json", "bad value 'a.json' for auth_file: must be an absolute path" },
+	{ "ca_dir = ca", "bad value 'ca' for ca_dir: must be an absolute path" },
+	{ "registry = x", "unknown key 'registry' in [image]; expected one of ref, "
+			  "default_registry, mirrors, cache_dir, auth_file, ca_dir, pull" },
+};
+
+START_TEST(test_image_bad_keys)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text), "[image]\n%s\n", bad_image_keys[_i].text);
+	ck_assert_msg(load_ini(text) == -1, "'%s' accepted", bad_image_keys[_i].text);
+	assert_contains(err.msg, bad_image_keys[_i].msg);
+}
+END_TEST
+
+/* rootfs and ref name the same thing: the later layer's wins, one layer
+ * with both is an error that says what to drop. */
+START_TEST(test_image_or_rootfs)
+{
+	char *const ref_alias[] = { "CODER_INNER_IMAGE=codercom/enterprise-base:ubuntu", NULL };
+	char *const dir_alias[] = { "CODER_INNER_IMAGE=/img/ubuntu", NULL };
+	char *const cvm_rootfs[] = { "CODER_INNER_IMAGE=ubuntu", "CVM_WORKSPACE_ROOTFS=/cvm", NULL };
+	char *const cvm_ref[] = { "CVM_IMAGE_REF=alpine", "CODER_INNER_IMAGE=/img/ubuntu", NULL };
+
+	/* one file with both */
+	ck_assert_int_eq(load_ini("[workspace]\nrootfs = /img\nstate = /st\n"
+				  "[image]\nref = ubuntu\n"), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	ck_assert_str_eq(err.msg, "[workspace] rootfs (/img) and [image] ref (ubuntu) are both "
+				  "set: drop [image] ref to run the unpacked directory, or drop "
+				  "[workspace] rootfs to pull the image");
+	/* CODER_INNER_IMAGE (a later layer) as a reference replaces the file's rootfs */
+	ck_assert_int_eq(load_ini("[workspace]\nrootfs = /img\nstate = /st\n"), 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, ref_alias, &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_ptr_null(cfg.rootfs);
+	ck_assert_str_eq(cfg.image_ref, "codercom/enterprise-base:ubuntu");
+	/* ... and as a directory, the file's ref */
+	teardown();
+	setup();
+	ck_assert_int_eq(load_ini("[workspace]\nstate = /st\n[image]\nref = ubuntu\n"), 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, dir_alias, &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_ptr_null(cfg.image_ref);
+	ck_assert_str_eq(cfg.rootfs, "/img/ubuntu");
+	/* CVM_* over CODER_*, whichever key each names */
+	teardown();
+	setup();
+	ck_assert_int_eq(cvm_config_load_env(&cfg, cvm_rootfs, &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "state", "/st", "CVM_X", &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(cfg.rootfs, "/cvm");
+	ck_assert_ptr_null(cfg.image_ref);
+	teardown();
+	setup();
+	ck_assert_int_eq(cvm_config_load_env(&cfg, cvm_ref, &err), 0);
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "state", "/st", "CVM_X", &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(cfg.image_ref, "alpine");
+	ck_assert_ptr_null(cfg.rootfs);
+	/* a flag over the environment */
+	cfg.layer = CVM_LAYER_FLAG;
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "rootfs", "/flag", "--rootfs", &err), 0);
+	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
+	ck_assert_str_eq(cfg.rootfs, "/flag");
+	ck_assert_ptr_null(cfg.image_ref);
+	/* both flags */
+	ck_assert_int_eq(cvm_config_set(&cfg, "image", "ref", "busybox", "--image", &err), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	assert_contains(err.msg, "[workspace] rootfs (/flag) and [image] ref (busybox) are both set");
+	/* a ref needs a state dir, as a rootfs does */
+	teardown();
+	setup();
+	ck_assert_int_eq(cvm_config_load_env(&cfg, ref_alias, &err), 0);
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	ck_assert_str_eq(err.msg, "state is required with an image ref: a persistent directory "
+				  "for the workspace's changes (and, unless [image] cache_dir is "
+				  "set, the image's layers)");
+}
+END_TEST
+
+START_TEST(test_envbox_switches_false)
+{
+	char *const off[] = { "CODER_DEBUG=false", "CODER_DISABLE_IDMAPPED_MOUNT=0", NULL };
+	char *const on[] = { "CODER_DEBUG=1", "CODER_DISABLE_IDMAPPED_MOUNT=TRUE", NULL };
+
+	/* false leaves the level the file chose; idmap goes back to auto */
+	ck_assert_int_eq(load_ini("[supervisor]\nlog_level = warn\n[workspace]\nidmap = off\n"), 0);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, off, &err), 0);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_WARN);
+	ck_assert_int_eq(cfg.idmap, CVM_IDMAP_AUTO);
+	ck_assert_int_eq(cvm_config_load_env(&cfg, on, &err), 0);
+	ck_assert_int_eq(cfg.log_level, CVM_LOG_DEBUG);
+	ck_assert_int_eq(cfg.idmap, CVM_IDMAP_OFF);
+}
+END_TEST
+
+/* envbox's CIDR is dockerd's --bip: the bridge's address and prefix. */
+START_TEST(test_envbox_bridge_cidr)
+{
+	static const struct { const char *in, *out; } cidrs[] = {
+		{ "172.19.0.1/30", "172.19.0.0/30" }, { "172.19.0.0/30", "172.19.0.0/30" },
+		{ "10.20.30.40/16", "10.20.0.0/16" }, { "192.168.5.77/24", "192.168.5.0/24" },
+		{ "10.1.2.3/8", "10.0.0.0/8" },
+	};
+
+	for (size_t i = 0; i < sizeof(cidrs) / sizeof(cidrs[0]); i++) {
+		char var[64];
+		char *envp[] = { var, NULL };
+
+		snprintf(var, sizeof(var), "CODER_DOCKER_BRIDGE_CIDR=%s", cidrs[i].in);
+		ck_assert_msg(cvm_config_load_env(&cfg, envp, &err) == 0, "%s", err.msg);
+		ck_assert_str_eq(cfg.network_cidr, cidrs[i].out);
+	}
+	/* /7 is too big a network for cvm's key (and for any pod) */
+	char *const big[] = { "CODER_DOCKER_BRIDGE_CIDR=10.0.0.1/7", NULL };
+	ck_assert_int_eq(cvm_config_load_env(&cfg, big, &err), -1);
+	assert_contains(err.msg, "CODER_DOCKER_BRIDGE_CIDR: bad value '10.0.0.0/7' for network_cidr");
+}
+END_TEST
+
+/* The pull secret is a credential: kept whole, replaced by a later value,
+ * wiped on free, and never part of an error, even one about its neighbours. */
+START_TEST(test_envbox_pull_secret)
+{
+	char *const envp[] = { "CODER_IMAGE_PULL_SECRET={\"auths\":{\"x\":{\"auth\":\"c2VjcmV0\"}}}",
+			       "CODER_CPUS=lots", NULL };
+	char *const again[] = { "CODER_IMAGE_PULL_SECRET=second", NULL };
+	char *const empty[] = { "CODER_IMAGE_PULL_SECRET=", NULL };
+
+	ck_assert_int_eq(cvm_config_load_env(&cfg, envp, &err), -1);
+	ck_assert_ptr_null(strstr(err.msg, "c2VjcmV0"));
+	ck_assert_str_eq(cfg.image_auth_json, "{\"auths\":{\"x\":{\"auth\":\"c2VjcmV0\"}}}");
+	ck_assert_int_eq(cvm_config_load_env(&cfg, again, &err), 0);
+	ck_assert_str_eq(cfg.image_auth_json, "second");
+	ck_assert_int_eq(cvm_config_load_env(&cfg, empty, &err), 0);   /* empty: unset */
+	ck_assert_str_eq(cfg.image_auth_json, "second");
+	/* no key reaches it from a file or CVM_* */
+	ck_assert_int_eq(load_ini("[image]\nauth_json = x\n"), -1);
+	cvm_config_free(&cfg);
+	ck_assert_ptr_null(cfg.image_auth_json);
+	cvm_config_init(&cfg);
 }
 END_TEST
 
@@ -867,6 +1111,7 @@ START_TEST(test_validate)
 		  "state is required with rootfs: a persistent directory for the workspace's "
 		  "changes" },
 		{ "workspace", "state", "/st", "rootfs is required with state" },
+		{ "image", "ref", "ubuntu", "state is required with an image ref" },
 		{ "supervisor", "stop_timeout", "61m",
 		  "stop_timeout: 3660s is more than the maximum, 1h" },
 		{ "mount \"data\"", "target", "/data", "mount \"data\": source is required" },
@@ -982,7 +1227,8 @@ START_TEST(test_example_values)
 		"allow_small_range", "user", "workdir", "env", "env_pass", "network", "network_cidr",
 		"engine_dirs", "fuse",
 		"tun", "source", "target", "readonly", "cpus", "memory", "virtualize", "files",
-		"enable", "visible_devices", "host_lib_dir", "inner_lib_dir", "script",
+		"enable", "visible_devices", "host_lib_dir", "inner_lib_dir", "script", "idmap",
+		"ref", "default_registry", "mirrors", "cache_dir", "auth_file", "ca_dir", "pull",
 	};
 	char *path = example_path();
 	FILE *in = fopen(path, "r"), *out = fopen(ini_path, "w");
@@ -1007,8 +1253,16 @@ START_TEST(test_example_values)
 		assert_contains(text, needle);
 	}
 	ck_assert_msg(cvm_config_load_file(&cfg, ini_path, true, &err) == 0, "%s", err.msg);
+	/* rootfs and ref are the two ways to name the image: both examples
+	 * together contradict each other (and say so); each alone is valid. */
+	ck_assert_int_eq(cvm_config_validate(&cfg, &err), -1);
+	assert_contains(err.msg, "are both set: drop [image] ref");
+	ck_assert_ptr_nonnull(cfg.image_ref);
+	cfg.layer = CVM_LAYER_FLAG;
+	ck_assert_int_eq(cvm_config_set(&cfg, "workspace", "rootfs", cfg.rootfs, "t", &err), 0);
 	ck_assert_msg(cvm_config_validate(&cfg, &err) == 0, "%s", err.msg);
 	ck_assert_ptr_nonnull(cfg.rootfs);
+	ck_assert_ptr_null(cfg.image_ref);
 	ck_assert_uint_eq(cfg.n_mounts, 1);
 	free(path);
 }
@@ -1058,6 +1312,12 @@ static Suite *config_suite(void)
 	tcase_add_test(layers, test_bootstrap_script_lines);
 	tcase_add_test(layers, test_bootstrap_needs_workspace);
 	tcase_add_test(layers, test_gpu_keys);
+	tcase_add_test(layers, test_image_keys);
+	tcase_add_loop_test(layers, test_image_bad_keys, 0, N(bad_image_keys));
+	tcase_add_test(layers, test_image_or_rootfs);
+	tcase_add_test(layers, test_envbox_switches_false);
+	tcase_add_test(layers, test_envbox_bridge_cidr);
+	tcase_add_test(layers, test_envbox_pull_secret);
 	tcase_add_test(layers, test_example_parses);
 	tcase_add_test(layers, test_example_values);
 	suite_add_tcase(s, layers);

@@ -141,6 +141,29 @@ START_TEST(env_layers)
 }
 END_TEST
 
+/* CODER_INNER_ENVS=CODER_* passes envbox's variables, but not the registry
+ * credential: that takes its full name. */
+START_TEST(env_pull_secret)
+{
+	struct cvm_config c;
+	char *outer[] = { "CODER_AGENT_URL=https://c", "CODER_IMAGE_PULL_SECRET={}", NULL };
+	char **env;
+
+	cvm_config_init(&c);
+	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env_pass", "CODER_*", "t", &err), 0);
+	env = cvm_env_build(&c, outer);
+	ck_assert_str_eq(cvm_env_get(env, "CODER_AGENT_URL"), "https://c");
+	ck_assert_ptr_null(cvm_env_get(env, "CODER_IMAGE_PULL_SECRET"));
+	cvm_env_free(env);
+	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env_pass", "CODER_IMAGE_PULL_SECRET",
+					"t", &err), 0);
+	env = cvm_env_build(&c, outer);
+	ck_assert_str_eq(cvm_env_get(env, "CODER_IMAGE_PULL_SECRET"), "{}");
+	cvm_env_free(env);
+	cvm_config_free(&c);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("user");
@@ -148,6 +171,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, by_name);
 	tcase_add_test(tc, numeric_and_pairs);
+	tcase_add_test(tc, env_pull_secret);
 	tcase_add_test(tc, bad_input);
 	tcase_add_test(tc, overlong_lines_are_skipped);
 	tcase_add_test(tc, passwd_symlinked_outside_stays_inside);
