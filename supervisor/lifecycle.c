@@ -108,13 +108,6 @@ static int ws_signal_all(int sig, void *data)
 	return n;
 }
 
-/* A line of news from the cgroup setup (a controller missing, ...). */
-static void cgroup_note(const char *line, void *arg)
-{
-	(void)arg;
-	log_warn("cgroup", "%s", line);
-}
-
 /* As PID 1 of the outer container, cvm owns its cgroup: a leaf for itself,
  * a delegated group with the limits for the workspace. So it does as the
  * child of the container's init (docker run --init, a shell entrypoint that
@@ -141,10 +134,10 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 	if (cvm_write_file(AT_FDCWD, "/proc/self/oom_score_adj", "-1000", NULL) < 0)
 		log_warn("cgroup", "cannot set cvm's oom_score_adj to -1000 (%s; it needs CAP_SYS_RESOURCE): "
 			 "an OOM inside could pick cvm", strerror(errno));
-	if (cvm_cgroup_setup(&w->cg, cgroup_note, NULL, err) < 0)
+	if (cvm_cgroup_setup(&w->cg, err) < 0)
 		return -1;
 	w->has_cgroup = true;
-	if (cvm_cgroup_limits(&w->cg, w->plan.limits, w->plan.n_limits, cgroup_note, NULL, err) < 0 ||
+	if (cvm_cgroup_limits(&w->cg, w->plan.limits, w->plan.n_limits, err) < 0 ||
 	    cvm_cgroup_delegate(&w->cg, c->uid_base, c->uid_base, err) < 0)
 		return -1;
 	return 0;
