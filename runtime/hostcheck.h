@@ -1,6 +1,7 @@
 /* Host probes for `cvm check`: each one tries the real thing cvm does and
  * leaves nothing behind. Mounts happen only in forked children with a
- * private mount namespace (they die with it); the one cgroup a probe makes
+ * private mount namespace (they die with it; an idmapped clone is made
+ * detached, attached nowhere, and dropped); the one cgroup a probe makes
  * is a uniquely named child of the caller's group, removed before return;
  * files go only into a scratch dir that is removed again. Each returns 0
  * when it works, or -1 with @err saying what failed (err->err: the errno).

@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,14 +25,12 @@
 #include "config.h"
 #include "console.h"
 #include "control.h"
-#include "env.h"
 #include "inner.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "pid1.h"
 #include "plan.h"
 #include "procserver.h"
-#include "resources.h"
 #include "tty.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
@@ -42,12 +38,10 @@
 #include "runtime/dnsrelay.h"
 #include "runtime/exitcode.h"
 #include "runtime/fdio.h"
-#include "runtime/idmap.h"
 #include "runtime/join.h"
 #include "runtime/net.h"
 #include "runtime/syscalls.h"
 #include "runtime/workspace.h"
-#include "gpu/gpu.h"
 
 /* Stopping a workspace goes through its init, which stops what runs under
  * it; SIGKILL to the init ends the whole pid namespace. Processes outside
