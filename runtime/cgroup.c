@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "report.h"
 #include "cleanup.h"
 #include "fdio.h"
 #include "proc.h"
@@ -280,8 +281,7 @@ static void move_all(const char *from, const char *to)
 	}
 }
 
-static void enable_controllers(struct cvm_cgroup *cg, void (*note)(const char *, void *),
-			       void *arg)
+static void enable_controllers(struct cvm_cgroup *cg)
 {
 	char list[256], *save = NULL, missing[256] = "";
 
@@ -293,36 +293,30 @@ static void enable_controllers(struct cvm_cgroup *cg, void (*note)(const char *,
 			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
 				 " %s (%s)", c, strerror(errno));
 	}
-	if (missing[0] && note) {
-		char line[512];
-		snprintf(line, sizeof(line), "cgroup: could not enable for the workspace:%s", missing);
-		note(line, arg);
-	}
+	if (missing[0])
+		cvm_report(CVM_REPORT_WARN, "cgroup", "cgroup: could not enable for the workspace:%s",
+			   missing);
 }
 
 static bool has_controller(const struct cvm_cgroup *cg, const char *file);
 
 /* One line for the controllers the limits need and this host lacks. */
-static void missing_note(const struct cvm_cgroup *cg, void (*note)(const char *, void *),
-			 void *arg)
+static void missing_note(const struct cvm_cgroup *cg)
 {
 	static const char *const wanted[] = { "cpu", "memory", "pids" };
-	char missing[64] = "", line[512];
+	char missing[64] = "";
 
 	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
 		if (!has_controller(cg, wanted[i]))
 			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s",
 				 missing[0] ? ", " : "", wanted[i]);
-	if (!missing[0] || !note)
-		return;
-	snprintf(line, sizeof(line), "cgroup: no %s controller in this cgroup2 (a hybrid host?): "
-		 "those limits cannot be applied; the workspace still gets its delegated group",
-		 missing);
-	note(line, arg);
+	if (missing[0])
+		cvm_report(CVM_REPORT_WARN, "cgroup", "cgroup: no %s controller in this cgroup2 (a "
+			   "hybrid host?): those limits cannot be applied; the workspace still "
+			   "gets its delegated group", missing);
 }
 
-int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), void *arg,
-		     struct cvm_error *err)
+int cvm_cgroup_setup(struct cvm_cgroup *cg, struct cvm_error *err)
 {
 	char leaf[4400];
 
@@ -339,8 +333,8 @@ int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *, void *), 
 	move_all(cg->root, leaf);
 	if (read_at(cg->root, "cgroup.controllers", cg->controllers, sizeof(cg->controllers)) < 0)
 		cg->controllers[0] = '\0';
-	missing_note(cg, note, arg);
-	enable_controllers(cg, note, arg);
+	missing_note(cg);
+	enable_controllers(cg);
 	if (access(cg->ws, F_OK) == 0) {
 		/* Left by an earlier run in this container: start clean. */
 		cvm_cgroup_kill(cg);
@@ -368,10 +362,9 @@ static bool has_controller(const struct cvm_cgroup *cg, const char *file)
 }
 
 int cvm_cgroup_limits(struct cvm_cgroup *cg, const struct cvm_cg_limit *l, size_t n,
-		      void (*note)(const char *, void *), void *arg, struct cvm_error *err)
+		      struct cvm_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		char line[512];
 		if (!has_controller(cg, l[i].file)) {
 			if (l[i].explicit_)
 				return cvm_error_set(err, 0, "%s: needs the %.*s controller, which this "
@@ -379,11 +372,9 @@ int cvm_cgroup_limits(struct cvm_cgroup *cg, const struct cvm_cg_limit *l, size_
 						     "'%s'); remove the limit or run on a cgroup v2 host",
 						     l[i].key, (int)strcspn(l[i].file, "."), l[i].file,
 						     cg->controllers);
-			snprintf(line, sizeof(line), "cgroup: %s not applied (%s = %s): no %.*s "
-				 "controller", l[i].file, l[i].key, l[i].value,
-				 (int)strcspn(l[i].file, "."), l[i].file);
-			if (note)
-				note(line, arg);
+			cvm_report(CVM_REPORT_WARN, "cgroup", "cgroup: %s not applied (%s = %s): no "
+				   "%.*s controller", l[i].file, l[i].key, l[i].value,
+				   (int)strcspn(l[i].file, "."), l[i].file);
 			continue;
 		}
 		if (write_at(cg->ws, l[i].file, l[i].value) < 0)

@@ -116,15 +116,14 @@ int cvm_cgroup_only_ancestors(char *why, size_t len);
 /* The layout: cvm into root/cvm.supervisor, every available controller
  * enabled for the children, root/workspace made (emptied first if an
  * earlier run left it); on a hybrid host, cvm into CVM_CGROUP_WORKSPACE
- * under its group in every v1 hierarchy (cvm_cgroup_v1_enter). @note gets
- * one line per thing that is missing. */
-int cvm_cgroup_setup(struct cvm_cgroup *cg, void (*note)(const char *line, void *arg),
-		     void *arg, struct cvm_error *err);
+ * under its group in every v1 hierarchy (cvm_cgroup_v1_enter). Each thing
+ * that is missing is a warning line (runtime/report.h, as "cgroup"). */
+int cvm_cgroup_setup(struct cvm_cgroup *cg, struct cvm_error *err);
 
 /* Write the limits. A limit whose controller is missing is an error when
- * explicit, else a note. */
+ * explicit, else a warning line. */
 int cvm_cgroup_limits(struct cvm_cgroup *cg, const struct cvm_cg_limit *l, size_t n,
-		      void (*note)(const char *line, void *arg), void *arg, struct cvm_error *err);
+		      struct cvm_error *err);
 
 /* Hand the group to the workspace's root (outer @uid/@gid): the directory
  * and cgroup.procs, cgroup.subtree_control, cgroup.threads, as the cgroup v2

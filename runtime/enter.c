@@ -124,8 +124,13 @@ void cvm_enter_exec(const struct cvm_enter *e)
 	if (hold)
 		usleep((useconds_t)atoi(hold) * 1000);
 	environ = env;
-	execvp(e->argv[0], e->argv);
+	cvm_enter_execvp(e->report_fd, e->argv);
+}
+
+void cvm_enter_execvp(int report_fd, char *const argv[])
+{
+	execvp(argv[0], argv);
 	int x = errno;
-	cvm_enter_fail(e->report_fd, cvm_exec_failure_status(x), "cannot run '%s': %s (%s)",
-		       e->argv[0], strerror(x), cvm_exec_failure_reason(x));
+	cvm_enter_fail(report_fd, cvm_exec_failure_status(x), "cannot run '%s': %s (%s)", argv[0],
+		       strerror(x), cvm_exec_failure_reason(x));
 }

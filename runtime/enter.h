@@ -44,6 +44,12 @@ struct cvm_enter {
  * or 127 (not found), said on @e->report_fd. */
 __attribute__((noreturn)) void cvm_enter_exec(const struct cvm_enter *e);
 
+/* execvp(@argv) with the environ as it is; when that fails, cvm_enter_fail()
+ * with 127 (not found) or 126 (cannot run) and why (runtime/exitcode.h):
+ * the one exec of every process cvm starts (cvm_enter_exec's, the inner
+ * init's, cvm run's plain command). */
+__attribute__((noreturn)) void cvm_enter_execvp(int report_fd, char *const argv[]);
+
 /* Report a failure before exec and end with @status: on @report_fd (>= 0)
  * as one write of the status byte and the text, which the parent reads to
  * EOF; else as a log line (runtime/report.h). */

@@ -107,9 +107,19 @@ int cvm_hc_existing(const char *path, char *out, size_t len)
 
 /* ---- running a probe in a child ------------------------------------------ */
 
-/* Run @fn in a forked child, after unshare(@ns); a new mount namespace is
- * made private first, so nothing the child mounts propagates back, and it
- * all goes when the child exits. The child's error comes back whole. */
+/* unshare(@ns); a new mount namespace is made private first, so nothing
+ * the child mounts propagates back, and it all goes when the child exits. */
+static int unshare_private(int ns, struct cvm_error *e)
+{
+	if (ns && unshare(ns) < 0)
+		return cvm_error_set(e, errno, "unshare");
+	if ((ns & CLONE_NEWNS) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return cvm_error_set(e, errno, "make the mount namespace private");
+	return 0;
+}
+
+/* Run @fn in a forked child, after unshare_private(@ns). The child's error
+ * comes back whole. */
 static int in_child(int ns, int (*fn)(void *arg, struct cvm_error *e), void *arg,
 		    struct cvm_error *err)
 {
@@ -122,11 +132,7 @@ static int in_child(int ns, int (*fn)(void *arg, struct cvm_error *e), void *arg
 	pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		if (ns && unshare(ns) < 0)
-			cvm_error_set(&e, errno, "unshare");
-		else if ((ns & CLONE_NEWNS) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-			cvm_error_set(&e, errno, "make the mount namespace private");
-		else if (fn(arg, &e) == 0)
+		if (unshare_private(ns, &e) == 0 && fn(arg, &e) == 0)
 			_exit(0);
 		/* < PIPE_BUF: one atomic write */
 		(void)!write(fds[1], &e, sizeof(e));
@@ -211,14 +217,17 @@ int cvm_hc_effective_caps(uint64_t *caps, struct cvm_error *err)
 /* ---- idmapped mounts and the overlay ------------------------------------- */
 
 struct idmap_arg {
+	int fd;
 	const char *path;
 	int userns_fd;
 };
 
+/* In cvm's own mount namespace, where @fd was opened (open_tree refuses a
+ * mount of another namespace): a detached clone attaches nothing. */
 static int idmap_once(void *arg, struct cvm_error *e)
 {
 	const struct idmap_arg *a = arg;
-	int fd = cvm_idmap_clone(a->path, a->userns_fd, CVM_MOUNT_ATTR_RDONLY, e);
+	int fd = cvm_idmap_clone(a->fd, a->path, a->userns_fd, CVM_MOUNT_ATTR_RDONLY, e);
 
 	if (fd < 0)
 		return -1;
@@ -226,14 +235,15 @@ static int idmap_once(void *arg, struct cvm_error *e)
 	return 0;
 }
 
-int cvm_hc_idmap(const char *path, int userns_fd, struct cvm_error *err)
+int cvm_hc_idmap(int fd, const char *path, int userns_fd, struct cvm_error *err)
 {
-	struct idmap_arg a = { path, userns_fd };
+	struct idmap_arg a = { fd, path, userns_fd };
 
-	return in_child(CLONE_NEWNS, idmap_once, &a, err);
+	return in_child(0, idmap_once, &a, err);
 }
 
 struct overlay_arg {
+	int rootfs_fd;
 	const char *rootfs;
 	const char *scratch;
 	uint32_t base, count;
@@ -245,20 +255,25 @@ struct overlay_arg {
 static int overlay_once(void *arg, struct cvm_error *e)
 {
 	const struct overlay_arg *a = arg;
-	struct cvm_ws_spec s = { .rootfs = a->rootfs, .state = a->scratch, .uid_base = a->base,
-				 .uid_count = a->count };
-	cleanup_close int lower = -1, state = -1, f = -1;
+	struct cvm_ws_spec s = { .rootfs = a->rootfs, .rootfs_fd = a->rootfs_fd,
+				 .state = a->scratch, .uid_base = a->base, .uid_count = a->count };
+	cleanup_close int lower = -1, state = -1, f = -1,
+			  scratch_fd = open(a->scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
 
-	state = cvm_idmap_clone(a->scratch, a->userns_fd, 0, e);
+	/* The layers first, as cvm run makes them: in cvm's mount namespace,
+	 * where the fds were opened; only then a private one to mount in. */
+	state = scratch_fd < 0 ? cvm_error_set(e, errno, "%s", a->scratch) :
+		cvm_idmap_clone(scratch_fd, a->scratch, a->userns_fd, 0, e);
 	if (state < 0)
 		return cvm_error_prefix(e, "state layer");
-	if (a->rootfs) {
-		lower = cvm_idmap_clone(a->rootfs, a->userns_fd, CVM_MOUNT_ATTR_RDONLY, e);
+	if (a->rootfs_fd >= 0) {
+		lower = cvm_idmap_clone(a->rootfs_fd, a->rootfs, a->userns_fd,
+					CVM_MOUNT_ATTR_RDONLY, e);
 		if (lower < 0 && e->err != EINVAL)
 			return cvm_error_prefix(e, "image layer");
 	}
-	if (cvm_ws_mount_rootfs(&s, lower, state, e) < 0)
+	if (unshare_private(CLONE_NEWNS, e) < 0 || cvm_ws_mount_rootfs(&s, lower, state, e) < 0)
 		return -1;
 	/* Now with the workspace root's file ids: the write must land in the
 	 * upper layer as uid 0 on disk, which the idmapped state layer shows
@@ -296,11 +311,11 @@ static int make_scratch(char *scratch, struct cvm_error *err)
 	return 0;
 }
 
-int cvm_hc_overlay(const char *rootfs, const char *state_dir, uint32_t base, uint32_t count,
-		   struct cvm_error *err)
+int cvm_hc_overlay(int rootfs_fd, const char *rootfs, const char *state_dir, uint32_t base,
+		   uint32_t count, struct cvm_error *err)
 {
 	char scratch[PATH_MAX];
-	struct overlay_arg a = { rootfs, scratch, base, count, -1 };
+	struct overlay_arg a = { rootfs_fd, rootfs, scratch, base, count, -1 };
 	int r;
 
 	if ((size_t)snprintf(scratch, sizeof(scratch), "%s/.cvm-check.XXXXXX", state_dir) >=
@@ -311,7 +326,7 @@ int cvm_hc_overlay(const char *rootfs, const char *state_dir, uint32_t base, uin
 		return cvm_error_prefix(err, "user namespace for the id map");
 	r = make_scratch(scratch, err);
 	if (r == 0)
-		r = in_child(CLONE_NEWNS, overlay_once, &a, err);
+		r = in_child(0, overlay_once, &a, err);
 	close(a.userns_fd);
 	if (nftw(scratch, rm_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT && r == 0)
 		return cvm_error_set(err, errno, "remove the scratch dir %s", scratch);

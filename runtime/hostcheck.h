@@ -1,6 +1,7 @@
 /* Host probes for `cvm check`: each one tries the real thing cvm does and
  * leaves nothing behind. Mounts happen only in forked children with a
- * private mount namespace (they die with it); the one cgroup a probe makes
+ * private mount namespace (they die with it; an idmapped clone is made
+ * detached, attached nowhere, and dropped); the one cgroup a probe makes
  * is a uniquely named child of the caller's group, removed before return;
  * files go only into a scratch dir that is removed again. Each returns 0
  * when it works, or -1 with @err saying what failed (err->err: the errno).
@@ -54,19 +55,19 @@ bool cvm_hc_init_userns(void);
 /* This process's effective capabilities, bit N = capability N. */
 int cvm_hc_effective_caps(uint64_t *caps, struct cvm_error *err);
 
-/* An idmapped clone of the mount at @path with @userns_fd (from
- * cvm_userns_open), made in a forked child's private mount namespace and
- * dropped. err->err == EINVAL: the filesystem cannot be idmapped. */
-int cvm_hc_idmap(const char *path, int userns_fd, struct cvm_error *err);
+/* An idmapped clone of the mount at the dir @fd (O_PATH; @path names it)
+ * with @userns_fd (from cvm_userns_open), made detached in a forked child
+ * and dropped. err->err == EINVAL: the filesystem cannot be idmapped. */
+int cvm_hc_idmap(int fd, const char *path, int userns_fd, struct cvm_error *err);
 
 /* The workspace's rootfs recipe for real: idmapped layers, the overlay on
  * top (runtime/workspace.c), a file written through it that must land on
  * disk with the workspace root's id. The upper and work dirs live in a
  * scratch dir made in @state_dir (which must exist) and removed after;
- * @rootfs is the image layer, or NULL (or an image that cannot be
- * idmapped: an empty stand-in for the fallback copy). */
-int cvm_hc_overlay(const char *rootfs, const char *state_dir, uint32_t base, uint32_t count,
-		   struct cvm_error *err);
+ * @rootfs_fd (O_PATH; @rootfs names it) is the image layer, or -1 (or an
+ * image that cannot be idmapped: an empty stand-in for the fallback copy). */
+int cvm_hc_overlay(int rootfs_fd, const char *rootfs, const char *state_dir, uint32_t base,
+		   uint32_t count, struct cvm_error *err);
 
 /* What cvm_hc_delegation() found besides success. */
 struct cvm_hc_delegation {

@@ -39,14 +39,15 @@ const char *cvm_fs_name(int fd)
 	return "unknown";
 }
 
-int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_error *err)
+int cvm_idmap_clone(int dir_fd, const char *path, int userns_fd, uint64_t attr,
+		    struct cvm_error *err)
 {
 	struct cvm_mount_attr a = {
 		.attr_set = CVM_MOUNT_ATTR_IDMAP | attr,
 		.userns_fd = (uint64_t)userns_fd,
 	};
-	cleanup_close int fd = sys_open_tree(AT_FDCWD, path,
-					     CVM_OPEN_TREE_CLONE | CVM_OPEN_TREE_CLOEXEC);
+	cleanup_close int fd = sys_open_tree(dir_fd, "", CVM_OPEN_TREE_CLONE |
+					     CVM_OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 
 	if (fd < 0)
 		return cvm_error_set(err, errno, "%s", path);

@@ -7,12 +7,14 @@
 
 #include "error.h"
 
-/* A detached, idmapped clone of the mount at @path (open_tree +
- * mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace @userns_fd), plus
- * @attr (CVM_MOUNT_ATTR_RDONLY, ...). The fd can be move_mount()ed anywhere.
- * When the filesystem cannot be idmapped, fails with err->err == EINVAL
- * and a message that names the filesystem. */
-int cvm_idmap_clone(const char *path, int userns_fd, uint64_t attr, struct cvm_error *err);
+/* A detached, idmapped clone of the mount at the dir @dir_fd (an O_PATH fd
+ * opened in the caller's mount namespace; @path names it in messages):
+ * open_tree + mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace
+ * @userns_fd, plus @attr (CVM_MOUNT_ATTR_RDONLY, ...). The fd can be
+ * move_mount()ed anywhere. When the filesystem cannot be idmapped, fails
+ * with err->err == EINVAL and a message that names the filesystem. */
+int cvm_idmap_clone(int dir_fd, const char *path, int userns_fd, uint64_t attr,
+		    struct cvm_error *err);
 
 /* Write the workspace's id maps, 0 -> @base for @count ids, uid and gid,
  * for the process @pid (whose user namespace has none yet). */

@@ -285,16 +285,27 @@ static int mount_dev(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 	return 0;
 }
 
+int cvm_pty_slave(int master, uint16_t rows, uint16_t cols, struct cvm_error *err)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	int unlock = 0, slave;
+
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+	    (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+		return cvm_error_set(err, errno, "a pty of the workspace");
+	if (rows && cols)
+		ioctl(master, TIOCSWINSZ, &ws);
+	return slave;
+}
+
 int cvm_mount_console(int root_fd, uint16_t rows, uint16_t cols, int *master_out, int *slave_out,
 		      struct cvm_error *err)
 {
-	struct winsize ws = { .ws_row = rows, .ws_col = cols };
 	/* The devpts under /dev/pts is the one cvm_mount_system just made:
 	 * nothing of the image's is there. */
 	cleanup_close int master = cvm_root_open(root_fd, "/dev/pts/ptmx", CVM_ROOT_NOCREATE, 0,
 						 err);
 	cleanup_close int slave = -1;
-	int unlock = 0;
 
 	if (master < 0)
 		return cvm_error_prefix(err, "console");
@@ -307,12 +318,9 @@ int cvm_mount_console(int root_fd, uint16_t rows, uint16_t cols, int *master_out
 		return cvm_error_set(err, errno, "console: open /dev/pts/ptmx");
 	close(master);
 	master = fd;
-	/* TIOCGPTPEER opens the slave from the master, with no path lookup. */
-	if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
-	    (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
-		return cvm_error_set(err, errno, "console: a pty of the workspace");
-	if (rows && cols)
-		ioctl(master, TIOCSWINSZ, &ws);
+	slave = cvm_pty_slave(master, rows, cols, err);
+	if (slave < 0)
+		return cvm_error_prefix(err, "console");
 	if (bind_fd(slave, root_fd, "/dev/console", 0, err) < 0)
 		return -1;
 	*master_out = steal_fd(&master);

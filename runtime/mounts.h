@@ -74,6 +74,13 @@ int cvm_mount_system(int root_fd, const struct cvm_mounts_spec *s, struct cvm_er
 int cvm_mount_console(int root_fd, uint16_t rows, uint16_t cols, int *master, int *slave,
 		      struct cvm_error *err);
 
+/* The other end of the new pty whose master is @master (just opened from a
+ * ptmx): unlocked, the slave opened from the master itself (TIOCGPTPEER:
+ * no path lookup, so nothing in the workspace can hand over another
+ * file), @rows x @cols in size when both are set. The slave (close-on-exec,
+ * not the controlling terminal yet), or -1 with @err. */
+int cvm_pty_slave(int master, uint16_t rows, uint16_t cols, struct cvm_error *err);
+
 /* A detached mount of a new @fstype instance with "key=value" / "flag"
  * @options (NULL-terminated) and MOUNT_ATTR_* @attr. Kernel messages from
  * the fs context end up in @err. */

@@ -49,9 +49,6 @@
 				  CVM_MOUNT_ATTR_NOEXEC)
 #define WS_NS_FLAGS (CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
 
-static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 struct ws_layers {
 	int procfs_mfd;         /* the /proc server's FUSE mount, detached, or -1 */
 	int lower_fd;           /* idmapped image dir, or -1 with the copy in state */
@@ -318,7 +315,7 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 		.id_base = s->uid_base, .id_count = s->uid_count, .userns_fd = l->userns_fd,
 		.dev_fuse = s->dev_fuse, .dev_tun = s->dev_tun,
 		.mounts = s->mounts, .n_mounts = s->n_mounts, .extras = s->extras,
-		.own_netns = s->net_setup != NULL,
+		.own_netns = s->netns,
 	};
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 
@@ -375,7 +372,7 @@ static int run_builder(const struct cvm_ws_spec *s, const struct ws_layers *l, i
 		 * workspace's group as its root; and the network namespace, for
 		 * sysfs to show the workspace's interfaces. */
 		if (setns(ws_pidfd, CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWCGROUP |
-			  (s->net_setup ? CLONE_NEWNET : 0)) < 0 ||
+			  (s->netns ? CLONE_NEWNET : 0)) < 0 ||
 		    unshare(CLONE_NEWNS) < 0 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			cvm_error_set(&e, errno, "enter the workspace namespaces");
@@ -434,24 +431,10 @@ static int move_into_cgroup(pid_t pid, int cgroup_fd, int sock, struct cvm_error
 
 /* ---- the parent: ids, layers, the fallback copy -------------------------- */
 
-static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void note(const struct cvm_ws_spec *s, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	if (!s->note)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	s->note(line, s->note_arg);
-}
-
 static void copy_progress(const struct cvm_copy_progress *p, void *arg)
 {
-	note(arg, "copying the image: %llu files, %llu MiB",
+	(void)arg;
+	cvm_report(CVM_REPORT_INFO, "workspace", "copying the image: %llu files, %llu MiB",
 	     (unsigned long long)p->files, (unsigned long long)(p->bytes >> 20));
 }
 
@@ -476,7 +459,7 @@ static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct 
 		ssize_t n = read(mfd, marker, sizeof(marker) - 1);
 		marker[n > 0 ? n : 0] = '\0';
 		if (!strcmp(marker, s->rootfs)) {
-			note(s, "using the copy of %s made earlier in %s/rootfs", s->rootfs, s->state);
+			cvm_report(CVM_REPORT_INFO, "workspace", "using the copy of %s made earlier in %s/rootfs", s->rootfs, s->state);
 			return 0;
 		}
 	}
@@ -485,23 +468,25 @@ static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct 
 		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
 	if (nftw(path, rm_tree_cb, 64, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return cvm_error_set(err, errno, "remove the old copy %s", path);
-	src = open(s->rootfs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	src = openat(s->rootfs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (src < 0 || fstat(src, &st) < 0 || mkdirat(state_dirfd, "rootfs", 0755) < 0)
 		return cvm_error_set(err, errno, "copy %s", s->rootfs);
 	dst = openat(state_dirfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->copy_rootfs)
-		note(s, "idmap = off: copying %s once into %s", s->rootfs, path);
+		cvm_report(CVM_REPORT_INFO, "workspace", "idmap = off: copying %s once into %s",
+			   s->rootfs, path);
 	else
-		note(s, "%s is on %s, which cannot be idmapped: copying it once into %s", s->rootfs,
-		     cvm_fs_name(src), path);
-	if (dst < 0 || cvm_copy_tree(src, dst, copy_progress, (void *)s, err) < 0)
+		cvm_report(CVM_REPORT_INFO, "workspace",
+			   "%s is on %s, which cannot be idmapped: copying it once into %s",
+			   s->rootfs, cvm_fs_name(src), path);
+	if (dst < 0 || cvm_copy_tree(src, dst, copy_progress, NULL, err) < 0)
 		return cvm_error_prefix(err, "copy %s to %s", s->rootfs, path);
 	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
 		return cvm_error_set(err, errno, "%s", path);
 	mfd = openat(state_dirfd, "rootfs.source", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (mfd < 0 || write(mfd, s->rootfs, strlen(s->rootfs)) < 0)
 		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
-	note(s, "copy done; later starts reuse it (delete %s to copy again)", path);
+	cvm_report(CVM_REPORT_INFO, "workspace", "copy done; later starts reuse it (delete %s to copy again)", path);
 	return 0;
 }
 
@@ -637,13 +622,15 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 		       struct cvm_error *err)
 {
 	char path[64];
-	cleanup_close int state_dirfd = -1;
+	cleanup_close int state_dirfd = open(s->state, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
+	if (state_dirfd < 0)
+		return cvm_error_set(err, errno, "state dir %s", s->state);
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
 	l->userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (l->userns_fd < 0)
 		return cvm_error_set(err, errno, "%s", path);
-	l->state_fd = cvm_idmap_clone(s->state, l->userns_fd, 0, err);
+	l->state_fd = cvm_idmap_clone(state_dirfd, s->state, l->userns_fd, 0, err);
 	if (l->state_fd < 0 && err->err == EINVAL) {
 		char why[CVM_ERROR_MSG_MAX];
 		snprintf(why, sizeof(why), "%s", err->msg);
@@ -654,31 +641,15 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 	if (l->state_fd < 0)
 		return cvm_error_prefix(err, "state dir");
 	if (!s->copy_rootfs) {
-		l->lower_fd = cvm_idmap_clone(s->rootfs, l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);
+		l->lower_fd = cvm_idmap_clone(s->rootfs_fd, s->rootfs, l->userns_fd,
+					      CVM_MOUNT_ATTR_RDONLY, err);
 		if (l->lower_fd >= 0)
 			return 0;
 		if (err->err != EINVAL)
 			return cvm_error_prefix(err, "rootfs");
 		cvm_error_clear(err);
 	}
-	state_dirfd = open(s->state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (state_dirfd < 0)
-		return cvm_error_set(err, errno, "%s", s->state);
 	return copy_image_once(s, state_dirfd, err);
-}
-
-static int setup_net(const struct cvm_ws_spec *s, pid_t pid, struct cvm_error *err)
-{
-	char path[64];
-	cleanup_close int fd = -1;
-
-	if (!s->net_setup)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cvm_error_set(err, errno, "%s", path);
-	return s->net_setup(fd, s->net_arg, err);
 }
 
 static void close_layers(struct ws_layers *l)
@@ -689,31 +660,21 @@ static void close_layers(struct ws_layers *l)
 	cvm_closep(&l->userns_fd);
 }
 
-int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
-		 struct cvm_ws *out, struct cvm_error *err)
+/* clone3 C into its namespaces: born in its cgroup where the kernel can
+ * (no moment under cvm's limits), else moved there after clone. */
+static pid_t clone_child(const struct cvm_ws_spec *s, int *pidfd, bool *late_cgroup)
 {
-	struct ws_layers l = { -1, -1, -1, -1 };
-	int sp[2], pidfd = -1;
-	cleanup_close int console = -1;
-	bool late_cgroup = false;
 	struct cvm_clone_args ca = { .flags = WS_NS_FLAGS | CVM_CLONE_PIDFD,
-				     .exit_signal = SIGCHLD };
-	cleanup_pid pid_t pid = -1;
+				     .exit_signal = SIGCHLD, .pidfd = (uint64_t)(uintptr_t)pidfd };
+	pid_t pid;
 
-	if (prepare_state(s, err) < 0)
-		return -1;
-	if (s->procfs_fd >= 0 && (l.procfs_mfd = procfs_mount(s->procfs_fd, err)) < 0)
-		return -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return cvm_error_set(err, errno, "socketpair");
-	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-	if (s->net_setup)
+	if (s->netns)
 		ca.flags |= CLONE_NEWNET;
 	if (s->cgroup_fd >= 0) {
-		/* Born in its group: no moment when it runs under cvm's limits. */
 		ca.flags |= CVM_CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)s->cgroup_fd;
 	}
+	*late_cgroup = false;
 	pid = cvm_test_hook("CVM_DEBUG_NO_CLONE_INTO_CGROUP") ? (errno = ENOSYS, -1)
 							: sys_clone3(&ca, sizeof(ca));
 	if (pid < 0 && s->cgroup_fd >= 0 && (errno == ENOSYS || errno == EINVAL || errno == E2BIG)) {
@@ -721,46 +682,99 @@ int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
 		 * child, and let it make its cgroup namespace once it is there. */
 		ca.flags &= ~(CVM_CLONE_INTO_CGROUP | (uint64_t)CLONE_NEWCGROUP);
 		ca.cgroup = 0;
-		late_cgroup = true;
-		note(s, "no CLONE_INTO_CGROUP (%s): moving the workspace into its cgroup after "
-		     "clone", strerror(errno));
+		*late_cgroup = true;
+		cvm_report(CVM_REPORT_INFO, "workspace", "no CLONE_INTO_CGROUP (%s): moving the "
+			   "workspace into its cgroup after clone", strerror(errno));
 		pid = sys_clone3(&ca, sizeof(ca));
 	}
-	if (pid == 0) {
+	return pid;
+}
+
+static int open_netns(struct cvm_ws *ws, struct cvm_error *err)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)ws->pid);
+	ws->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+	return ws->netns_fd < 0 ? cvm_error_set(err, errno, "%s", path) : 0;
+}
+
+int cvm_ws_create(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
+		  struct cvm_ws *ws, struct cvm_error *err)
+{
+	int sp[2];
+	bool late_cgroup;
+
+	if (prepare_state(s, err) < 0)
+		return -1;
+	if (s->procfs_fd >= 0 && (ws->procfs_mfd = procfs_mount(s->procfs_fd, err)) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		cvm_ws_close(ws);
+		return cvm_error_set(err, errno, "socketpair");
+	}
+	ws->pid = clone_child(s, &ws->pidfd, &late_cgroup);
+	if (ws->pid == 0) {
 		close(sp[0]);
 		if (late_cgroup)
 			enter_cgroup_late(sp[1]);
 		ws_child(sp[1], s, init, arg);
 	}
 	close(sp[1]);
-	if (pid < 0) {
-		close(sp[0]);
-		return cvm_error_set(err, errno, "clone3 into new namespaces");
+	ws->sock = sp[0];
+	if (ws->pid < 0) {
+		cvm_error_set(err, errno, "clone3 into new namespaces");
+		cvm_ws_close(ws);
+		return -1;
 	}
-	if ((late_cgroup && move_into_cgroup(pid, s->cgroup_fd, sp[0], err) < 0) ||
-	    cvm_idmap_write(pid, s->uid_base, s->uid_count, err) < 0 || setup_net(s, pid, err) < 0 ||
-	    open_layers(s, pid, &l, err) < 0 ||
-	    run_builder(s, &l, pidfd, sp[0], &console, err) < 0) {
+	if ((late_cgroup && move_into_cgroup(ws->pid, s->cgroup_fd, ws->sock, err) < 0) ||
+	    cvm_idmap_write(ws->pid, s->uid_base, s->uid_count, err) < 0 ||
+	    (s->netns && open_netns(ws, err) < 0)) {
+		cvm_ws_close(ws);
+		return -1;
+	}
+	return 0;
+}
+
+/* C has its namespaces and the caller has done its part in them: idmap the
+ * layers with C's user namespace, build, and let C run. */
+int cvm_ws_go(const struct cvm_ws_spec *s, struct cvm_ws *ws, struct cvm_error *err)
+{
+	struct ws_layers l = { steal_fd(&ws->procfs_mfd), -1, -1, -1 };
+	char ready;
+
+	cvm_closep(&ws->netns_fd);
+	ws->netns_fd = -1;
+	if (open_layers(s, ws->pid, &l, err) < 0 ||
+	    run_builder(s, &l, ws->pidfd, ws->sock, &ws->console, err) < 0) {
 		close_layers(&l);
-		close(sp[0]);
-		close(pidfd);
-		return -1;      /* cleanup_pid kills and reaps C */
+		cvm_ws_close(ws);
+		return -1;
 	}
 	close_layers(&l);
-	if (write(sp[0], "G", 1) != 1) {
-		close(sp[0]);
-		close(pidfd);
-		return cvm_error_set(err, errno, "start the workspace");
+	if (write(ws->sock, "G", 1) != 1) {
+		cvm_error_set(err, errno, "start the workspace");
+		cvm_ws_close(ws);
+		return -1;
 	}
-	/* Return only once C is in its mount namespace: a join before that
-	 * would land in the outer filesystem. No answer: C died, which the
-	 * caller sees as its exit (125). */
-	char ready;
-	if (read(sp[0], &ready, 1) < 0)
+	/* Return only once C is in its mount namespace. No answer: C died,
+	 * which the caller sees as its exit (125). */
+	if (read(ws->sock, &ready, 1) < 0)
 		ready = 0;
-	close(sp[0]);
-	out->pidfd = pidfd;
-	out->console = steal_fd(&console);
-	out->pid = steal_pid(&pid);
+	cvm_closep(&ws->sock);
+	ws->sock = -1;          /* C got its go: the caller's to stop and reap */
 	return 0;
+}
+
+void cvm_ws_close(struct cvm_ws *ws)
+{
+	if (ws->sock >= 0 && ws->pid > 0)
+		cvm_killpidp(&ws->pid);         /* half started: nobody else reaps it */
+	if (ws->sock >= 0)
+		ws->pid = -1;
+	int *fds[] = { &ws->sock, &ws->netns_fd, &ws->procfs_mfd, &ws->console, &ws->pidfd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		cvm_closep(fds[i]);
+		*fds[i] = -1;
+	}
 }

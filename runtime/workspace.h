@@ -20,7 +20,8 @@ struct cvm_ws_write {
 #define CVM_WS_INIT_FD 3
 
 struct cvm_ws_spec {
-	const char *rootfs;             /* unpacked image dir (absolute) */
+	const char *rootfs;             /* unpacked image dir (absolute), for messages */
+	int rootfs_fd;                  /* O_PATH of it: the layer is made from this fd */
 	const char *state;              /* persistent dir (absolute), made if missing */
 	bool copy_rootfs;               /* copy @rootfs once into STATE/rootfs even where it
 					 * could be idmapped ([workspace] idmap = off) */
@@ -51,36 +52,55 @@ struct cvm_ws_spec {
 	const struct cvm_ws_write *writes;
 	size_t n_writes;
 	/* A network namespace of its own (owned by the workspace's user
-	 * namespace); @net_setup then runs as outer root with an fd of it,
-	 * before anything inside runs. NULL: no private network. */
-	int (*net_setup)(int netns_fd, void *arg, struct cvm_error *err);
-	void *net_arg;
-	/* One line of news from the outer side (the fallback copy's progress). */
-	void (*note)(const char *line, void *arg);
-	void *note_arg;
+	 * namespace): cvm_ws_create() hands back an fd of it, for the caller
+	 * to set up as outer root before cvm_ws_go(). false: the outer one. */
+	bool netns;
 };
+/* News from the outer side (the fallback copy's progress, a kernel without
+ * CLONE_INTO_CGROUP) goes out through runtime/report.h, as "workspace". */
 
 /* Runs as PID 1 of the workspace, root of its user namespace, with "/" the
  * workspace root. Its return value is the workspace's exit code. */
 typedef int (*cvm_ws_init_fn)(void *arg);
 
+/* A workspace in two steps, so that the caller does its part in between
+ * without a callback: cvm_ws_create() clones C into its namespaces, writes
+ * its id maps and leaves it waiting; the caller sets up what needs C's
+ * namespaces (the network, on @netns_fd); cvm_ws_go() builds the rootfs and
+ * lets C run the init. cvm_ws_close() ends it all, in any state. */
 struct cvm_ws {
 	pid_t pid;      /* the workspace's PID 1, as the outer side sees it */
 	int pidfd;
 	int console;    /* the console's pty master (spec.console), or -1 */
+	int netns_fd;   /* C's network namespace (spec.netns) until cvm_ws_go, or -1 */
+	int sock;       /* to C until its go (private) */
+	int procfs_mfd; /* the /proc server's FUSE mount, detached, until go (private) */
 };
+
+#define CVM_WS_NONE ((struct cvm_ws){ .pid = -1, .pidfd = -1, .console = -1, .netns_fd = -1, \
+				      .sock = -1, .procfs_mfd = -1 })
 
 /* The name under STATE/engines/ of the engine dir @path ("/var/lib/docker"
  * -> "var-lib-docker"; '-' and '\\' escaped as \x2d and \x5c, systemd's way,
  * so that different paths never share a dir). */
 void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
 
-/* Build and start the workspace; @init runs once everything is mounted.
- * Returns 0, or -1 with nothing left running. */
-int cvm_ws_start(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
-		 struct cvm_ws *out, struct cvm_error *err);
+/* Clone C (which will run @init once everything is mounted) with its id
+ * maps written; @ws from CVM_WS_NONE. 0, or -1 with nothing left running. */
+int cvm_ws_create(const struct cvm_ws_spec *s, cvm_ws_init_fn init, void *arg,
+		  struct cvm_ws *ws, struct cvm_error *err);
 
-/* The rootfs recipe alone (cvm_ws_start uses it; cvm check probes with
+/* Build the workspace of @ws (from cvm_ws_create, with @s the same spec)
+ * and let C go; returns once C is in its root (a join before that would
+ * land in the outer filesystem). 0, or -1 with nothing left running. After
+ * this @ws holds only pid, pidfd and console. */
+int cvm_ws_go(const struct cvm_ws_spec *s, struct cvm_ws *ws, struct cvm_error *err);
+
+/* Close what @ws holds; C dies too unless it got its go (after that it is
+ * the caller's to stop and reap). Idempotent: every exit path may call it. */
+void cvm_ws_close(struct cvm_ws *ws);
+
+/* The rootfs recipe alone (cvm_ws_go uses it; cvm check probes with
  * it). In the caller's mount namespace, which must be private and
  * disposable: a scratch tmpfs over @s->state holding the idmapped layers
  * (@lower_fd, or STATE/rootfs of @state_fd when -1) and the writable

@@ -17,12 +17,14 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "plan.h"
 #include "resources.h"
 #include "cvm-version.h"
 #include "gpu/gpu.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
+#include "runtime/exitcode.h"
 #include "runtime/hostcheck.h"
 #include "runtime/idmap.h"
 #include "runtime/seccomp.h"
@@ -42,6 +44,7 @@ struct report {
 	struct check items[MAX_CHECKS];
 	size_t n;
 	const struct cvm_config *c;
+	const struct cvm_plan *plan;    /* cvm run's plan of this config (plan.h) */
 	char *gpu_plan;                 /* gpu/'s plan, as it prints it; NULL: none */
 };
 
@@ -167,16 +170,14 @@ static void check_userns(struct report *r)
 
 static void check_id_range(struct report *r)
 {
-	const struct cvm_config *c = r->c;
-	struct cvm_error err = { 0 };
+	const struct cvm_plan *p = r->plan;
 
-	if (cvm_idrange_check(c->uid_base, c->uid_count, "/proc/self/uid_map", "/proc/self/gid_map",
-			      "/etc/passwd", "/etc/group", &err) < 0)
-		add(r, "id_range", CVM_CHECK_MISSING, NULL, "%s", err.msg);
+	if (p->why[CVM_PLAN_IDS].msg[0])
+		add(r, "id_range", CVM_CHECK_MISSING, NULL, "%s", p->why[CVM_PLAN_IDS].msg);
 	else
 		add(r, "id_range", CVM_CHECK_OK, NULL, "ids %u-%llu are mapped here and belong to no "
-		    "account of /etc/passwd or /etc/group", c->uid_base,
-		    (unsigned long long)c->uid_base + c->uid_count - 1);
+		    "account of /etc/passwd or /etc/group", p->uid_base,
+		    (unsigned long long)p->uid_base + p->uid_count - 1);
 }
 
 static const struct {
@@ -244,9 +245,12 @@ static void check_mount(struct report *r)
 	"6.3): a Docker volume or a Kubernetes emptyDir"
 #define NOT_GIVEN "not checked: give --rootfs DIR --state DIR (or [workspace] rootfs and state)"
 
+/* The image as the plan opened it, idmapped through that fd as cvm run
+ * makes its layer. */
 static void check_image(struct report *r, int userns_fd, bool *image_ok)
 {
-	const char *rootfs = r->c->rootfs;
+	const struct cvm_plan_rootfs *img = &r->plan->rootfs;
+	const char *rootfs = img->path;
 	struct cvm_error err = { 0 };
 
 	*image_ok = false;
@@ -254,12 +258,12 @@ static void check_image(struct report *r, int userns_fd, bool *image_ok)
 		add(r, "idmap_image", CVM_CHECK_INFO, NULL, NOT_GIVEN);
 		return;
 	}
-	if (access(rootfs, F_OK) < 0) {
+	if (img->fd < 0) {
 		add(r, "idmap_image", CVM_CHECK_MISSING, "point --rootfs ([workspace] rootfs) at an "
-		    "unpacked image directory", "rootfs %s: %s", rootfs, strerror(errno));
+		    "unpacked image directory", "%s", r->plan->why[CVM_PLAN_ROOTFS].msg);
 		return;
 	}
-	if (cvm_hc_idmap(rootfs, userns_fd, &err) == 0) {
+	if (cvm_hc_idmap(img->fd, rootfs, userns_fd, &err) == 0) {
 		*image_ok = true;
 		add(r, "idmap_image", CVM_CHECK_OK, NULL, "%s can be idmapped: the image is used "
 		    "in place, no copy, no chown", rootfs);
@@ -276,6 +280,7 @@ static void check_state(struct report *r, int userns_fd, const char *existing, b
 	const char *state = r->c->state;
 	struct cvm_error err = { 0 };
 	char note[4200] = "";
+	cleanup_close int fd = -1;
 
 	*state_ok = false;
 	if (!state) {
@@ -285,7 +290,10 @@ static void check_state(struct report *r, int userns_fd, const char *existing, b
 	if (strcmp(existing, state))
 		snprintf(note, sizeof(note), " (%s does not exist yet; cvm makes it; checked %s)",
 			 state, existing);
-	if (cvm_hc_idmap(existing, userns_fd, &err) == 0) {
+	fd = open(existing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		cvm_error_set(&err, errno, "%s", existing);
+	if (fd >= 0 && cvm_hc_idmap(fd, existing, userns_fd, &err) == 0) {
 		*state_ok = true;
 		add(r, "idmap_state", CVM_CHECK_OK, NULL, "%s can be idmapped%s", state, note);
 	} else
@@ -307,8 +315,8 @@ static void check_overlay(struct report *r, bool state_ok, bool image_ok, const 
 		    "(see idmap_state)");
 		return;
 	}
-	if (cvm_hc_overlay(image_ok ? c->rootfs : NULL, existing, c->uid_base, c->uid_count,
-			   &err) < 0)
+	if (cvm_hc_overlay(image_ok ? r->plan->rootfs.fd : -1, c->rootfs, existing,
+			   r->plan->uid_base, r->plan->uid_count, &err) < 0)
 		add(r, "overlay", CVM_CHECK_MISSING, "run on Linux 5.19 or later with a state dir "
 		    "that can hold an overlay upper layer (ext4, xfs, btrfs, tmpfs)",
 		    "the workspace's overlay over idmapped layers: %s", err.msg);
@@ -328,7 +336,7 @@ static void check_layers(struct report *r)
 	cleanup_close int userns_fd = -1;
 
 	if (c->rootfs || c->state) {
-		userns_fd = cvm_userns_open(c->uid_base, c->uid_count, &err);
+		userns_fd = cvm_userns_open(r->plan->uid_base, r->plan->uid_count, &err);
 		if (userns_fd < 0) {
 			static const char *const names[] = { "idmap_image", "idmap_state", "overlay" };
 			for (size_t i = 0; i < 3; i++)
@@ -360,13 +368,12 @@ static const struct {
 
 #define FIX_V2 "run on a node with a pure cgroup v2 hierarchy: " CVM_CGROUP_FIX_V2
 
-/* The explicit [resources] limit that needs @controller, if any. */
-static const char *explicit_limit(const struct report *r, const char *group, const char *ctl)
+/* The explicit [resources] limit of the plan that needs @controller, if any. */
+static const char *explicit_limit(const struct report *r, const char *ctl)
 {
-	static struct cvm_cg_limit limits[CVM_MAX_LIMITS];
-	size_t n = cvm_resources_plan(r->c, group, limits);
+	const struct cvm_cg_limit *limits = r->plan->limits;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < r->plan->n_limits; i++)
 		if (limits[i].explicit_ && strlen(limits[i].file) > strlen(ctl) &&
 		    !strncmp(limits[i].file, ctl, strlen(ctl)) && limits[i].file[strlen(ctl)] == '.')
 			return limits[i].key;
@@ -398,7 +405,7 @@ static void check_controllers(struct report *r, const char *group, bool hybrid)
 		else
 			snprintf(why, sizeof(why), "not in %.400s/cgroup.controllers ('%.200s'): the "
 				 "parent group does not delegate it", group, have);
-		key = explicit_limit(r, group, controllers[i].name);
+		key = explicit_limit(r, controllers[i].name);
 		if (key)
 			add(r, names[i], CVM_CHECK_MISSING, "remove the limit, or " FIX_V2, "%s; the "
 			    "configured %s limit needs it, so cvm run refuses to start", why, key);
@@ -532,38 +539,29 @@ static void check_seccomp(struct report *r)
 		    "which the workspace's stacks on" : "");
 }
 
-/* Informational: whether there is a GPU to hand in. */
-/* What a GPU workspace would get here, planned by gpu/ exactly as cvm run
- * plans it (with the image when one is given). */
+/* What a GPU workspace would get here: cvm run's plan of it (with the image
+ * when one is given). */
 static void check_gpu(struct report *r)
 {
 	const struct cvm_config *c = r->c;
-	struct cvm_gpu_config gc = { c->gpu_enable, c->gpu_visible_devices, c->gpu_host_lib_dir,
-				     c->gpu_inner_lib_dir };
-	struct cvm_gpu_plan plan = { 0 };
-	struct cvm_gpu_host h;
-	struct cvm_error err = { 0 };
-	int root_fd = c->rootfs ? open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	const struct cvm_gpu_plan *plan = &r->plan->gpu.plan;
+	const struct cvm_error *why = &r->plan->why[CVM_PLAN_GPU];
 	size_t len = 0;
 
-	cvm_gpu_host_default(&h, environ);
-	if (cvm_gpu_plan_make(&gc, &h, root_fd, &plan, &err) < 0) {
+	if (why->msg[0]) {
 		add(r, "gpu", c->gpu_enable == CVM_GPU_YES ? CVM_CHECK_MISSING : CVM_CHECK_WARN,
-		    "see the message; or set [gpu] enable = no", "%s", err.msg);
-	} else if (!plan.enabled) {
-		add(r, "gpu", CVM_CHECK_INFO, NULL, "off: %s", plan.why);
+		    "see the message; or set [gpu] enable = no", "%s", why->msg);
+	} else if (!plan->enabled) {
+		add(r, "gpu", CVM_CHECK_INFO, NULL, "off: %s", plan->why);
 	} else {
 		FILE *f = open_memstream(&r->gpu_plan, &len);
 		if (f) {
-			cvm_gpu_plan_print(f, &plan);
+			cvm_gpu_plan_print(f, plan);
 			fclose(f);
 		}
 		add(r, "gpu", CVM_CHECK_OK, NULL, "%s: %zu device nodes, %zu driver files into %s",
-		    plan.why, plan.n_nodes, plan.n_files, plan.inner_lib_dir);
+		    plan->why, plan->n_nodes, plan->n_files, plan->inner_lib_dir);
 	}
-	cvm_gpu_plan_free(&plan);
-	if (root_fd >= 0)
-		close(root_fd);
 }
 
 /* ---- output ------------------------------------------------------------------ */
@@ -798,7 +796,9 @@ static int load_config(struct cvm_config *c, int argc, char *argv[], bool *json)
 int cvm_cmd_check(int argc, char *argv[])
 {
 	static struct report r;
+	static struct cvm_plan plan;
 	struct cvm_config c = { 0 };
+	struct cvm_error err = { 0 };
 	bool json = false;
 	int rc;
 
@@ -807,7 +807,16 @@ int cvm_cmd_check(int argc, char *argv[])
 		cvm_config_free(&c);
 		return rc > 0 ? 0 : 2;
 	}
+	/* cvm run's own plan of this config: the lines below report on its
+	 * parts (the image, the ids, the limits, the GPU), not on a copy. */
+	if (cvm_plan_make(&c, NULL, &plan, &err) == CVM_EXIT_SETUP_FAILED) {
+		fprintf(stderr, "cvm check: %s\n", err.msg);
+		cvm_plan_free(&plan);
+		cvm_config_free(&c);
+		return CVM_EXIT_SETUP_FAILED;
+	}
 	r.c = &c;
+	r.plan = &plan;
 	check_kernel(&r);
 	check_userns(&r);
 	check_id_range(&r);
@@ -823,6 +832,7 @@ int cvm_cmd_check(int argc, char *argv[])
 	else
 		print_text(&r);
 	rc = worst(&r) == CVM_CHECK_MISSING ? 1 : 0;
+	cvm_plan_free(&plan);
 	cvm_config_free(&c);
 	return rc;
 }

@@ -21,6 +21,7 @@
 #include "runtime/cleanup.h"
 #include "runtime/fdio.h"
 #include "runtime/join.h"
+#include "runtime/mounts.h"
 #include "runtime/syscalls.h"
 
 int cvm_ctl_sendmsg(int sock, const struct cvm_ctl_hdr *h, const void *payload, size_t len,
@@ -115,19 +116,14 @@ static int read_request(int conn, struct request *r)
 
 static int open_pty(int *master, int *slave, const struct cvm_ctl_hdr *h)
 {
-	char name[64];
-	struct winsize ws = { .ws_row = h->rows, .ws_col = h->cols };
+	struct cvm_error err = { 0 };
 
 	/* /dev/ptmx is the workspace's now: the pty belongs to its devpts. */
 	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (*master < 0 || unlockpt(*master) < 0 || ptsname_r(*master, name, sizeof(name)) != 0)
+	if (*master < 0)
 		return -1;
-	*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (*slave < 0)
-		return -1;
-	if (ws.ws_row && ws.ws_col)
-		ioctl(*master, TIOCSWINSZ, &ws);
-	return 0;
+	*slave = cvm_pty_slave(*master, h->rows, h->cols, &err);
+	return *slave < 0 ? -1 : 0;
 }
 
 /* Relay signals from the client; hang up when the client goes away. */

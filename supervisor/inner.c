@@ -109,7 +109,7 @@ __attribute__((noreturn)) static void exec_as_pid1(char **argv, char **envp)
 {
 	cvm_pid1_child_reset_signals();
 	environ = envp;
-	cvm_child_exec(argv);
+	cvm_enter_execvp(-1, argv);
 }
 
 /* In the command's child: the configured user, workdir and environment. */

@@ -7,8 +7,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "runtime/exitcode.h"
-#include "log.h"
+#include "runtime/enter.h"
 #include "pid1.h"
 #include "runtime/syscalls.h"
 
@@ -34,15 +33,6 @@ void cvm_child_prepare(pid_t parent_group)
 	mark_fds_cloexec();
 }
 
-void cvm_child_exec(char *const argv[])
-{
-	execvp(argv[0], argv);
-	int err = errno;
-	log_error("supervisor", "cannot run '%s': %s (%s)", argv[0], strerror(err),
-		  cvm_exec_failure_reason(err));
-	_exit(cvm_exec_failure_status(err));
-}
-
 pid_t cvm_spawn_plain(char *const argv[], struct cvm_error *err)
 {
 	pid_t group = getpgrp();   /* before fork: the parent's setpgid below races the child */
@@ -52,7 +42,7 @@ pid_t cvm_spawn_plain(char *const argv[], struct cvm_error *err)
 		return cvm_error_set(err, errno, "fork");
 	if (pid == 0) {
 		cvm_child_prepare(group);
-		cvm_child_exec(argv);
+		cvm_enter_execvp(-1, argv);
 	}
 	/* Also set the group from the parent, so a signal to -pid right after
 	 * fork cannot race the child's own setpgid. */

@@ -11,10 +11,6 @@
  * @parent_group is cvm's process group, read before the fork. */
 void cvm_child_prepare(pid_t parent_group);
 
-/* In the child: exec @argv (PATH search); on failure log one line saying why
- * and _exit with 127 (not found) or 126 (not executable). Never returns. */
-__attribute__((noreturn)) void cvm_child_exec(char *const argv[]);
-
 /* Fork a plain child process running @argv. Returns its pid or -1. */
 pid_t cvm_spawn_plain(char *const argv[], struct cvm_error *err);
 
