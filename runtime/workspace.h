@@ -19,8 +19,19 @@ struct cvm_ws_write {
 /* Where the init function finds spec.init_fd. */
 #define CVM_WS_INIT_FD 3
 
+/* The most lower dirs overlayfs stacks (OVL_MAX_STACK in fs/overlayfs). */
+#define CVM_WS_MAX_LAYERS 500
+
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute) */
+	/* Or the image as layer dirs (absolute, bottom first; image/layer.c's
+	 * CVM_LAYER_OVERLAY form: whiteouts as 0/0 char devices, opaque dirs
+	 * marked trusted.overlay.opaque), each idmapped and stacked as a lower
+	 * dir of the overlay, no copy. 1..CVM_WS_MAX_LAYERS of them; when
+	 * n_layers > 0, rootfs is not used. Should one not be idmappable,
+	 * they are merged once into STATE/rootfs (the copy path). */
+	char *const *layers;
+	size_t n_layers;
 	const char *state;              /* persistent dir (absolute), made if missing */
 	uint32_t uid_base;
 	uint32_t uid_count;
