@@ -419,7 +419,8 @@ static int write_data(struct unpack *u, int fd)
 		u->st->bytes += size;
 	}
 	if (r != ARCHIVE_EOF)
-		return fail(u, archive_errno(u->a), "read: %s", archive_error_string(u->a));
+		return fail(u, archive_errno(u->a) > 0 ? archive_errno(u->a) : 0, "read: %s",
+			    archive_error_string(u->a));
 	/* A sparse file's trailing hole. */
 	if (archive_entry_size_is_set(u->e) && ftruncate(fd, archive_entry_size(u->e)) < 0)
 		return fail(u, errno, "truncate");
@@ -579,11 +580,15 @@ static int entry(struct unpack *u)
 			u->st->devices_skipped++;
 		return 0;
 	}
-	/* A whiteout's parent may be missing (nothing to hide in APPLY mode). */
+	/* A whiteout's parent may be missing (nothing to hide in APPLY mode),
+	 * or be a file (umoci writes "f" then "f/.wh.x" when a dir became a
+	 * file): the file hides all that was below already. */
 	bool apply_wh = wh && u->mode == CVM_LAYER_APPLY;
 	cleanup_close int pfd = open_dir(u, parent, !apply_wh);
-	if (pfd < 0 && apply_wh && errno == ENOENT)
+	if (pfd < 0 && wh && (errno == ENOTDIR || (apply_wh && errno == ENOENT))) {
+		cvm_error_clear(u->err);
 		return 0;
+	}
 	if (pfd < 0)
 		return -1;
 	if (!strcmp(leaf, WH_OPAQUE))

@@ -385,6 +385,7 @@ START_TEST(test_whiteouts_overlay)
 		{ "srv/.wh.mine", S_IFREG | 0644 },     /* hides only lower layers' */
 		{ ".wh.gone-dir", S_IFREG | 0644 },
 		{ "x/.wh..wh.plnk", S_IFREG | 0644 },   /* AUFS' own: ignored */
+		{ "srv/mine/.wh.y", S_IFREG | 0644 },   /* under a file: nothing to hide */
 	};
 	char buf[4];
 
@@ -430,6 +431,7 @@ START_TEST(test_whiteouts_apply)
 		{ "new/.wh.none", S_IFREG | 0644 },
 		{ "new/mine", S_IFREG | 0644, "m" },
 		{ "new/.wh.mine", S_IFREG | 0644 },     /* same layer: not removed */
+		{ "a/y/.wh.z", S_IFREG | 0644 },        /* under a file: nothing to hide */
 	};
 
 	UNPACK_OK(lower, CVM_LAYER_APPLY);
