@@ -158,6 +158,9 @@ static int open_dir(struct unpack *u, const char *rel, bool create)
 				return dir_error(u, parent);
 			if (mkdirat(p, leaf, 0755) < 0 && errno != EEXIST)
 				return fail(u, errno, "mkdir %s", prefix);
+			/* 0755 whatever the caller's umask */
+			if (fchmodat(p, leaf, 0755, 0) < 0)
+				return fail(u, errno, "chmod %s", prefix);
 			d = open_beneath(u->root_fd, prefix);
 		}
 		if (d < 0)

@@ -52,6 +52,11 @@ struct cvm_layer_stats {
  * act only on what earlier layers left (a whiteout never hides an entry of
  * its own layer).
  *
+ * The root dir's own owner, mode and times change only with a "./" entry
+ * (most layers have none): make it root's and 0755, as the top layer's root
+ * becomes the workspace's "/". Dirs made on the way for an entry whose
+ * parents the tar does not list are root's and 0755, whatever the umask.
+ *
  * Returns 0, or -1 with @err ("layer entry usr/bin/x: ..."). On failure
  * the root holds a partial tree for the caller to remove. @st may be NULL;
  * it is zeroed first. */
