@@ -198,6 +198,26 @@ nomem:
 	return NULL;
 }
 
+/* How many layers fit in one lowerdir= option of lower_opts(). */
+static size_t layers_in_one_option(void)
+{
+	size_t n = 0, len = 0;
+
+	while (len + (size_t)snprintf(NULL, 0, "%zu:", n) - 1 <= FSCONFIG_VALUE_MAX)
+		len += (size_t)snprintf(NULL, 0, "%zu:", n++);
+	return n;
+}
+
+size_t cvm_ws_max_layers(void)
+{
+	cleanup_close int fd = sys_fsopen("overlay", CVM_FSOPEN_CLOEXEC);
+
+	/* Only the option is parsed here; nothing is mounted. */
+	if (fd >= 0 && sys_fsconfig(fd, CVM_FSCONFIG_SET_STRING, "lowerdir+", "/", 0) == 0)
+		return CVM_WS_MAX_LAYERS;
+	return layers_in_one_option();
+}
+
 static int mount_overlay(const struct cvm_ws_spec *s, char *const *lower, struct cvm_error *err)
 {
 	const char *opts[CVM_WS_MAX_LAYERS + 4];
@@ -881,6 +901,10 @@ static int open_image_layers(const struct cvm_ws_spec *s, struct ws_layers *l,
 	if (s->n_layers > CVM_WS_MAX_LAYERS)
 		return cvm_error_set(err, E2BIG, "rootfs: %zu image layers, and the overlay stacks at "
 				     "most %d: flatten the image", s->n_layers, CVM_WS_MAX_LAYERS);
+	if (s->n_layers > cvm_ws_max_layers())
+		return cvm_error_set(err, E2BIG, "rootfs: %zu image layers, and this kernel's overlay "
+				     "takes at most %zu in one lowerdir option (lowerdir+ came with "
+				     "Linux 6.8): flatten the image", s->n_layers, cvm_ws_max_layers());
 	l->layer_fds = calloc(s->n_layers, sizeof(int));
 	if (!l->layer_fds)
 		return cvm_error_set(err, ENOMEM, "rootfs");

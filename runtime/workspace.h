@@ -4,6 +4,7 @@
 #define CVM_WORKSPACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -83,6 +84,12 @@ struct cvm_ws {
  * -> "var-lib-docker"; '-' and '\\' escaped as \x2d and \x5c, systemd's way,
  * so that different paths never share a dir). */
 void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
+
+/* How many layer dirs (spec.layers) this kernel's overlay stacks:
+ * CVM_WS_MAX_LAYERS where it takes the lowerdir+ option (Linux 6.8), else
+ * as many as one lowerdir option's 255 bytes name (88). More must be
+ * flattened (image/layer.h: cvm_layers_flatten). */
+size_t cvm_ws_max_layers(void);
 
 /* Build and start the workspace; @init runs once everything is mounted.
  * Returns 0, or -1 with nothing left running. */

@@ -5,6 +5,7 @@
  *   layertool flatten DIR TAR...              the blobs, bottom first, APPLY
  *   layertool ws STATE LAYER... -- CMD...     a workspace over the layer dirs
  *                                             (bottom first), CMD as its init
+ *   layertool max-layers                      cvm_ws_max_layers()
  *
  * unpack and flatten print "files=N bytes=N xattrs_dropped=N
  * devices_skipped=N". ws maps ids 0.. to 100000.. (65536), runs CMD with
@@ -128,8 +129,10 @@ int main(int argc, char **argv)
 		r = flatten(argc, argv);
 	else if (argc > 1 && !strcmp(argv[1], "ws"))
 		r = ws(argc, argv);
+	else if (argc == 2 && !strcmp(argv[1], "max-layers"))
+		r = printf("%zu\n", cvm_ws_max_layers()) > 0 ? 0 : 1;
 	if (r == 2)
 		fprintf(stderr, "usage: layertool unpack overlay|apply TAR DIR | flatten DIR TAR... | "
-			"ws STATE LAYER... -- CMD...\n");
+			"ws STATE LAYER... -- CMD... | max-layers\n");
 	return r;
 }
