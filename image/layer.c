@@ -578,17 +578,15 @@ static int entry(struct unpack *u)
 		return make_dir(u, u->root_fd, NULL);
 	}
 	bool wh = !strncmp(leaf, WH_PREFIX, strlen(WH_PREFIX));
-	if (!wh && !hardlink && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK)) {
-		if (type != AE_IFSOCK)
-			u->st->devices_skipped++;
-		return 0;
-	}
+	bool skip = !wh && !hardlink && (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK);
+	if (skip && type != AE_IFSOCK)
+		u->st->devices_skipped++;
 	/* A whiteout's parent may be missing (nothing to hide in APPLY mode),
 	 * or be a file (umoci writes "f" then "f/.wh.x" when a dir became a
 	 * file): the file hides all that was below already. */
-	bool apply_wh = wh && u->mode == CVM_LAYER_APPLY;
+	bool apply_wh = (wh || skip) && u->mode == CVM_LAYER_APPLY;
 	cleanup_close int pfd = open_dir(u, parent, !apply_wh);
-	if (pfd < 0 && wh && (errno == ENOTDIR || (apply_wh && errno == ENOENT))) {
+	if (pfd < 0 && (wh || skip) && (errno == ENOTDIR || (apply_wh && errno == ENOENT))) {
 		cvm_error_clear(u->err);
 		return 0;
 	}
@@ -602,6 +600,15 @@ static int entry(struct unpack *u)
 		return whiteout(u, pfd, parent, leaf + strlen(WH_PREFIX));
 	if (mark_seen(u, u->path) < 0)
 		return -1;
+	if (skip) {
+		/* Not made, yet the name holds nothing now: what a lower layer
+		 * had there is gone (APPLY) or hidden (OVERLAY: a whiteout). */
+		if (make_room(u, pfd, leaf, parent, false) < 0)
+			return -1;
+		if (u->mode == CVM_LAYER_OVERLAY && mknodat(pfd, leaf, S_IFCHR, makedev(0, 0)) < 0)
+			return fail(u, errno, "whiteout for the skipped device");
+		return 0;
+	}
 	u->st->files++;
 	if (hardlink)
 		return make_hardlink(u, pfd, leaf, parent, hardlink);

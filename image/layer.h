@@ -44,7 +44,9 @@ struct cvm_layer_stats {
  * security.* labels and system.* ACLs are the node's business) and char and
  * block devices: the workspace gets its own /dev, and a disk's node in an
  * image pulled from a registry must not be a way around the ban on mknod
- * inside. Sockets are skipped.
+ * inside. Sockets are skipped too. A skipped entry's name then holds
+ * nothing, as if the layer had whited it out: APPLY removes what was there,
+ * OVERLAY puts a whiteout there.
  *
  * An entry where another of a different kind exists (a file over a dir, a
  * dir over a symlink...) replaces it, a dir over a dir merges, as the OCI

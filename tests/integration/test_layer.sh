@@ -207,6 +207,19 @@ t_escape_refused_named() {
 	expect_false "nothing written outside" test -e "/tmp/cvm-layer-escape-$$"
 }
 
+# UTF-8 names in pax headers, read in the C locale (cvm's), land as the
+# same bytes (libarchive would convert them to the locale's charset).
+t_utf8_names_c_locale() {
+	python3 -c "
+import io, tarfile
+with tarfile.open('p.tar', 'w', format=tarfile.PAX_FORMAT) as t:
+    i = tarfile.TarInfo('caf\u00e9/na\u00efve.txt'); i.size = 2; t.addfile(i, io.BytesIO(b'hi'))" || return 1
+	mkdir r
+	LC_ALL=C "$TOOL" unpack apply p.tar r >/dev/null || { fail "unpack"; return 1; }
+	expect_eq "the name's bytes" "$(cd r && LC_ALL=C ls -d */* | od -An -tx1 | tr -d ' \n')" \
+		"$(printf 'caf\303\251/na\303\257ve.txt' | od -An -tx1 | tr -d ' \n')"
+}
+
 # ---- the workspace over layer dirs -------------------------------------------
 
 # Three layer dirs in ./L1..L3: the busybox rootfs; a layer adding files
@@ -291,6 +304,7 @@ t_ws_many_layers() {
 run_test apply_matches_umoci t_apply_matches_umoci
 run_test overlay_stack_matches_umoci t_overlay_stack_matches_umoci
 run_test escape_refused_named t_escape_refused_named
+run_test utf8_names_c_locale t_utf8_names_c_locale
 run_test ws_three_layers t_ws_three_layers
 run_test ws_layers_copy_path t_ws_layers_copy_path
 run_test ws_many_layers t_ws_many_layers

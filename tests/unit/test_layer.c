@@ -346,16 +346,29 @@ END_TEST
 
 START_TEST(test_devices_skipped)
 {
+	const struct ent lower[] = { { "dev/mem", S_IFREG | 0644, "was a file" } };
 	const struct ent ents[] = {
 		{ "dev/sda", S_IFBLK | 0660, .rdev = makedev(8, 0) },
 		{ "dev/mem", S_IFCHR | 0640, .rdev = makedev(1, 1) },
 		{ "dev/keep", S_IFREG | 0644, "k" },
 	};
 
-	UNPACK_OK(ents, CVM_LAYER_OVERLAY);
+	/* APPLY: not made, and what was there is gone. */
+	UNPACK_OK(lower, CVM_LAYER_APPLY);
+	UNPACK_OK(ents, CVM_LAYER_APPLY);
 	ck_assert(!exists("dev/sda"));
 	ck_assert(!exists("dev/mem"));
 	ck_assert(exists("dev/keep"));
+	ck_assert_uint_eq(st.devices_skipped, 2);
+	/* OVERLAY: a whiteout in its place hides the lower layer's entry. */
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", root);
+	ck_assert_int_eq(system(cmd), 0);
+	UNPACK_OK(ents, CVM_LAYER_OVERLAY);
+	struct stat s = lst("dev/sda");
+	ck_assert(S_ISCHR(s.st_mode));
+	ck_assert_int_eq(s.st_rdev, makedev(0, 0));
+	ck_assert_int_eq(lst("dev/mem").st_rdev, makedev(0, 0));
 	ck_assert_uint_eq(st.devices_skipped, 2);
 }
 END_TEST
