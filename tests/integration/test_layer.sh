@@ -216,7 +216,7 @@ with tarfile.open('p.tar', 'w', format=tarfile.PAX_FORMAT) as t:
     i = tarfile.TarInfo('caf\u00e9/na\u00efve.txt'); i.size = 2; t.addfile(i, io.BytesIO(b'hi'))" || return 1
 	mkdir r
 	LC_ALL=C "$TOOL" unpack apply p.tar r >/dev/null || { fail "unpack"; return 1; }
-	expect_eq "the name's bytes" "$(cd r && LC_ALL=C ls -d */* | od -An -tx1 | tr -d ' \n')" \
+	expect_eq "the name's bytes" "$(cd r && LC_ALL=C ls -d */* | tr -d '\n' | od -An -tx1 | tr -d ' \n')" \
 		"$(printf 'caf\303\251/na\303\257ve.txt' | od -An -tx1 | tr -d ' \n')"
 }
 
