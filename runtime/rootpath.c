@@ -9,19 +9,23 @@
 #include "rootpath.h"
 #include "syscalls.h"
 
-static int open_in_root(int root_fd, const char *path, int flags)
+int cvm_root_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
 {
-	struct cvm_open_how how = {
-		.flags = (uint64_t)(flags | O_PATH | O_CLOEXEC),
-		/* Magic links (/proc/self/root) would be a way out even in-root. */
-		.resolve = CVM_RESOLVE_IN_ROOT | CVM_RESOLVE_NO_MAGICLINKS,
-	};
+	struct cvm_open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve };
 	int fd;
 
+	/* EAGAIN: a rename raced the walk; the kernel asks for a retry. */
 	do
-		fd = sys_openat2(root_fd, path, &how, sizeof(how));
+		fd = sys_openat2(dirfd, path, &how, sizeof(how));
 	while (fd < 0 && errno == EAGAIN);
 	return fd;
+}
+
+static int open_in_root(int root_fd, const char *path, int flags)
+{
+	/* Magic links (/proc/self/root) would be a way out even in-root. */
+	return cvm_root_openat2(root_fd, path, flags | O_PATH,
+				CVM_RESOLVE_IN_ROOT | CVM_RESOLVE_NO_MAGICLINKS);
 }
 
 /* Make the last component of @path inside its (already resolved) parent. */

@@ -2,9 +2,15 @@
 #ifndef CVM_ROOTPATH_H
 #define CVM_ROOTPATH_H
 
+#include <stdint.h>
 #include <sys/stat.h>
 
 #include "error.h"
+
+/* openat2(2) of @path under @dirfd with @flags | O_CLOEXEC and the
+ * CVM_RESOLVE_* bits @resolve, retried while the kernel says EAGAIN (a
+ * rename raced the walk). The fd, or -1 with errno set. */
+int cvm_root_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
 /* What cvm_root_open() creates when the path is missing. */
 enum cvm_root_create {

@@ -54,6 +54,8 @@ struct ws_layers {
 	int lower_fd;           /* idmapped image dir, or -1 with the copy in state */
 	int state_fd;           /* idmapped state dir */
 	int userns_fd;
+	int *layer_fds;         /* spec.layers idmapped, bottom first (or NULL) */
+	size_t n_layer_fds;
 };
 
 /* ---- C: the workspace's PID 1 ------------------------------------------- */
@@ -143,20 +145,113 @@ static int as_workspace_root_fs(uid_t uid, gid_t gid)
 	return sys_capset(&h, d);
 }
 
-static int mount_overlay(const struct cvm_ws_spec *s, bool copied, struct cvm_error *err)
+static void free_strv(char ***v)
 {
-	const char *opts[] = { copied ? "lowerdir=state/rootfs" : "lowerdir=lower",
-			       "upperdir=state/upper", "workdir=state/work", NULL };
-	cleanup_close int mfd = -1;
+	for (size_t i = 0; *v && (*v)[i]; i++)
+		free((*v)[i]);
+	free(*v);
+}
 
+/* fsconfig(2) takes option values of at most 255 bytes. */
+#define FSCONFIG_VALUE_MAX 255
+
+/* The overlay options naming the lower dirs "0".."@n - 1" (layer i at "i",
+ * short names, relative to the cwd), top first, with "e" below them all
+ * when @empty_bottom. One "lowerdir=" when the list fits in an option;
+ * else one "lowerdir+=" each (Linux 6.8; older kernels refuse the option
+ * and the caller says so). NULL-terminated, or NULL without memory. */
+static char **lower_opts(size_t n, bool empty_bottom)
+{
+	char **v = calloc(n + 2, sizeof(*v));
+	size_t len = 0, k = 0;
+	char *list;
+
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(NULL, 0, "%zu:", i);
+	len += empty_bottom ? 2 : 0;
+	if (!v || !(list = calloc(1, len + sizeof("lowerdir=") + 1))) {
+		free(v);
+		return NULL;
+	}
+	char *p = list + sprintf(list, "lowerdir=");
+	for (size_t i = n; i-- > 0;)
+		p += sprintf(p, "%zu%s", i, i || empty_bottom ? ":" : "");
+	if (empty_bottom)
+		strcpy(p, "e");
+	if (strlen(list) - strlen("lowerdir=") <= FSCONFIG_VALUE_MAX) {
+		v[0] = list;
+		return v;
+	}
+	free(list);
+	for (size_t i = n; i-- > 0; k++)
+		if (asprintf(&v[k], "lowerdir+=%zu", i) < 0)
+			goto nomem;
+	if (empty_bottom && !(v[k] = strdup("lowerdir+=e")))
+		goto nomem;
+	return v;
+nomem:
+	v[k] = NULL;
+	free_strv(&v);
+	return NULL;
+}
+
+/* How many layers fit in one lowerdir= option of lower_opts(). */
+static size_t layers_in_one_option(void)
+{
+	size_t n = 0, len = 0;
+
+	while (len + (size_t)snprintf(NULL, 0, "%zu:", n) - 1 <= FSCONFIG_VALUE_MAX)
+		len += (size_t)snprintf(NULL, 0, "%zu:", n++);
+	return n;
+}
+
+size_t cvm_ws_max_layers(void)
+{
+	cleanup_close int fd = sys_fsopen("overlay", CVM_FSOPEN_CLOEXEC);
+
+	/* Only the option is parsed here; nothing is mounted. */
+	if (fd >= 0 && sys_fsconfig(fd, CVM_FSCONFIG_SET_STRING, "lowerdir+", "/", 0) == 0)
+		return CVM_WS_MAX_LAYERS;
+	return layers_in_one_option();
+}
+
+static int mount_overlay(const struct cvm_ws_spec *s, char *const *lower, struct cvm_error *err)
+{
+	const char *opts[CVM_WS_MAX_LAYERS + 4];
+	cleanup_close int mfd = -1;
+	size_t n = 0;
+
+	for (; lower[n] && n < CVM_WS_MAX_LAYERS + 1; n++)
+		opts[n] = lower[n];
+	opts[n++] = "upperdir=state/upper";
+	opts[n++] = "workdir=state/work";
+	opts[n] = NULL;
 	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
 		return cvm_error_set(err, errno, "overlay: credentials");
 	mfd = cvm_fs_new("overlay", opts, 0, err);
 	as_workspace_root_fs(0, 0);
+	if (mfd < 0 && lower[1] && !strncmp(lower[0], "lowerdir+", 9))
+		return cvm_error_prefix(err, "rootfs: %zu layers are too many for one lowerdir "
+					"option on this kernel (it takes lowerdir+ from Linux 6.8): "
+					"flatten the image", s->n_layers);
 	if (mfd < 0)
 		return cvm_error_prefix(err, "rootfs");
 	if (sys_move_mount(mfd, "", AT_FDCWD, "root", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return cvm_error_set(err, errno, "rootfs: attach overlay");
+	return 0;
+}
+
+/* The idmapped image layers at "0".."n-1" of the scratch space. */
+static int attach_layers(const struct ws_layers *l, struct cvm_error *err)
+{
+	char name[24];
+
+	for (size_t i = 0; i < l->n_layer_fds; i++) {
+		snprintf(name, sizeof(name), "%zu", i);
+		if (mkdir(name, 0700) < 0 ||
+		    sys_move_mount(l->layer_fds[i], "", AT_FDCWD, name, CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			return cvm_error_set(err, errno, "rootfs: attach image layer %zu", i);
+	}
 	return 0;
 }
 
@@ -177,17 +272,22 @@ static int build_rootfs(const struct cvm_ws_spec *s, const struct ws_layers *l,
 	if (l->lower_fd >= 0 &&
 	    sys_move_mount(l->lower_fd, "", AT_FDCWD, "lower", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return cvm_error_set(err, errno, "rootfs: attach the image layer");
+	if (attach_layers(l, err) < 0)
+		return -1;
 	if (sys_move_mount(l->state_fd, "", AT_FDCWD, "state", CVM_MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return cvm_error_set(err, errno, "rootfs: attach the state layer");
-	return mount_overlay(s, l->lower_fd < 0, err);
+	char *one[] = { l->lower_fd >= 0 ? "lowerdir=lower" : "lowerdir=state/rootfs", NULL };
+	__attribute__((cleanup(free_strv))) char **many =
+		l->n_layer_fds ? lower_opts(l->n_layer_fds, false) : NULL;
+	if (l->n_layer_fds && !many)
+		return cvm_error_set(err, ENOMEM, "rootfs");
+	return mount_overlay(s, many ? many : one, err);
 }
 
-int cvm_ws_mount_rootfs(const struct cvm_ws_spec *s, int lower_fd, int state_fd,
+static int mount_rootfs(const struct cvm_ws_spec *s, const struct ws_layers *l,
 			struct cvm_error *err)
 {
-	struct ws_layers l = { -1, lower_fd, state_fd, -1 };
-
-	if (build_rootfs(s, &l, err) < 0)
+	if (build_rootfs(s, l, err) < 0)
 		return -1;
 	/* Mount points the image lacks are created through the overlay, and
 	 * only the workspace's ids can be written through its idmapped upper
@@ -195,6 +295,14 @@ int cvm_ws_mount_rootfs(const struct cvm_ws_spec *s, int lower_fd, int state_fd,
 	if (as_workspace_root_fs(s->uid_base, s->uid_base) < 0)
 		return cvm_error_set(err, errno, "credentials");
 	return 0;
+}
+
+int cvm_ws_mount_rootfs(const struct cvm_ws_spec *s, int lower_fd, int state_fd,
+			struct cvm_error *err)
+{
+	struct ws_layers l = { -1, lower_fd, state_fd, -1 };
+
+	return mount_rootfs(s, &l, err);
 }
 
 /* The FUSE mount is made here, by cvm in its own pid namespace: the kernel
@@ -320,7 +428,7 @@ static int build(const struct cvm_ws_spec *s, const struct ws_layers *l, int soc
 	cleanup_close int root_fd = -1, mnt_fd = -1;
 
 	umask(0);
-	if (cvm_ws_mount_rootfs(s, l->lower_fd, l->state_fd, err) < 0)
+	if (mount_rootfs(s, l, err) < 0)
 		return -1;
 	root_fd = open("root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
@@ -444,50 +552,193 @@ static int rm_tree_cb(const char *path, const struct stat *st, int flag, struct 
 	return remove(path) < 0 ? -1 : 0;
 }
 
-/* The image dir cannot be idmapped: copy it once into state/rootfs, ids
- * as they are, and use that copy (on the idmapped state layer) from now on.
- * state/rootfs.source names the image the copy came from. */
-static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct cvm_error *err)
+/* What filled STATE/rootfs (STATE/rootfs.source): the image dir's path, or
+ * "layers:" and each layer dir's, a line each. malloc'd; "" when none. */
+static char *read_marker(int state_dirfd)
 {
-	char marker[4096] = "";
-	cleanup_close int src = -1, dst = -1, mfd = openat(state_dirfd, "rootfs.source",
-							     O_RDONLY | O_CLOEXEC);
-	char path[4096];
+	cleanup_close int fd = openat(state_dirfd, "rootfs.source", O_RDONLY | O_CLOEXEC);
+	size_t len = 0, cap = 4096;
+	char *buf = malloc(cap + 1);
+	ssize_t n;
+
+	while (buf && fd >= 0 && (n = read(fd, buf + len, cap - len)) > 0) {
+		len += (size_t)n;
+		if (len == cap) {
+			char *more = cap < (1u << 20) ? realloc(buf, 2 * cap + 1) : NULL;
+			if (!more)
+				break;
+			buf = more;
+			cap *= 2;
+		}
+	}
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+static char *layers_marker(const struct cvm_ws_spec *s)
+{
+	size_t len = sizeof("layers:");
+	char *m, *p;
+
+	for (size_t i = 0; i < s->n_layers; i++)
+		len += strlen(s->layers[i]) + 1;
+	m = malloc(len);
+	if (!m)
+		return NULL;
+	p = m + sprintf(m, "layers:");
+	for (size_t i = 0; i < s->n_layers; i++)
+		p += sprintf(p, "\n%s", s->layers[i]);
+	return m;
+}
+
+/* Fill the empty STATE/rootfs (@dst) from what cannot be idmapped. */
+typedef int (*fill_fn)(const struct cvm_ws_spec *s, int state_dirfd, int dst,
+		       struct cvm_error *err);
+
+/* The image dir, ids as they are. */
+static int copy_image(const struct cvm_ws_spec *s, int state_dirfd, int dst, struct cvm_error *err)
+{
+	cleanup_close int src = openat(s->rootfs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	struct stat st;
 
-	if (mfd >= 0) {
-		ssize_t n = read(mfd, marker, sizeof(marker) - 1);
-		marker[n > 0 ? n : 0] = '\0';
-		if (!strcmp(marker, s->rootfs)) {
-			cvm_report(CVM_REPORT_INFO, "workspace", "using the copy of %s made earlier in %s/rootfs", s->rootfs, s->state);
-			return 0;
-		}
+	(void)state_dirfd;
+	if (src < 0 || fstat(src, &st) < 0)
+		return cvm_error_set(err, errno, "copy %s", s->rootfs);
+	if (s->copy_rootfs)
+		cvm_report(CVM_REPORT_INFO, "workspace", "idmap = off: copying %s once into %s/rootfs", s->rootfs, s->state);
+	else
+		cvm_report(CVM_REPORT_INFO, "workspace", "%s is on %s, which cannot be idmapped: copying it once into %s/rootfs",
+		     s->rootfs, cvm_fs_name(src), s->state);
+	if (cvm_copy_tree(src, dst, copy_progress, (void *)s, err) < 0)
+		return cvm_error_prefix(err, "copy %s to %s/rootfs", s->rootfs, s->state);
+	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
+		return cvm_error_set(err, errno, "%s/rootfs", s->state);
+	return 0;
+}
+
+/* In a child (it changes its cwd): STATE/rootfs.layers/ holds "0".."n-1",
+ * symlinks to the layer dirs, and an empty "e"; a read-only overlay of
+ * them, never attached anywhere, merges the layers as the workspace would
+ * see them (whiteouts, opaque dirs), and cvm_copy_tree copies that. */
+static int merge_layers_child(const struct cvm_ws_spec *s, int state_dirfd, int dst,
+			      struct cvm_error *err)
+{
+	char name[24];
+	cleanup_close int dir = -1, mfd = -1;
+	__attribute__((cleanup(free_strv))) char **lower = lower_opts(s->n_layers, true);
+	struct stat st;
+
+	if (!lower)
+		return cvm_error_set(err, ENOMEM, "merge the layers");
+	if (mkdirat(state_dirfd, "rootfs.layers", 0700) < 0 ||
+	    (dir = openat(state_dirfd, "rootfs.layers", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    mkdirat(dir, "e", 0700) < 0 || fchdir(dir) < 0)
+		return cvm_error_set(err, errno, "%s/rootfs.layers", s->state);
+	for (size_t i = 0; i < s->n_layers; i++) {
+		snprintf(name, sizeof(name), "%zu", i);
+		if (symlinkat(s->layers[i], dir, name) < 0)
+			return cvm_error_set(err, errno, "%s/rootfs.layers/%s", s->state, name);
+	}
+	mfd = cvm_fs_new("overlay", (const char *const *)lower, CVM_MOUNT_ATTR_RDONLY, err);
+	if (mfd < 0)
+		return cvm_error_prefix(err, "merge the layers");
+	if (fstat(mfd, &st) < 0)
+		return cvm_error_set(err, errno, "merge the layers");
+	if (cvm_copy_tree(mfd, dst, copy_progress, (void *)s, err) < 0)
+		return cvm_error_prefix(err, "copy the merged layers to %s/rootfs", s->state);
+	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
+		return cvm_error_set(err, errno, "%s/rootfs", s->state);
+	return 0;
+}
+
+static int merge_layers(const struct cvm_ws_spec *s, int state_dirfd, int dst, struct cvm_error *err)
+{
+	char path[4096], msg[CVM_ERROR_MSG_MAX] = "";
+	int p[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/rootfs.layers", s->state);
+	if (nftw(path, rm_tree_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		return cvm_error_set(err, errno, "remove %s", path);
+	cvm_report(CVM_REPORT_INFO, "workspace", "the %zu image layers cannot all be idmapped: merging them once into %s/rootfs",
+	     s->n_layers, s->state);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return cvm_error_set(err, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return cvm_error_set(err, errno, "fork");
+	}
+	if (pid == 0) {
+		struct cvm_error e = { 0 };
+		close(p[0]);
+		if (merge_layers_child(s, state_dirfd, dst, &e) == 0)
+			_exit(0);
+		n = write(p[1], e.msg, strlen(e.msg));
+		_exit(1);
+	}
+	close(p[1]);
+	n = read(p[0], msg, sizeof(msg) - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	nftw(path, rm_tree_cb, 16, FTW_DEPTH | FTW_PHYS);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return cvm_error_set(err, 0, "%s", msg[0] ? msg : "merging the layers failed");
+	return 0;
+}
+
+/* What cannot be idmapped is copied once into state/rootfs, ids as they
+ * are, and that copy (on the idmapped state layer) is used from now on.
+ * state/rootfs.source names where the copy came from (@source). */
+static int copy_once(const struct cvm_ws_spec *s, int state_dirfd, const char *source,
+		     fill_fn fill, struct cvm_error *err)
+{
+	cleanup_free char *marker = read_marker(state_dirfd);
+	cleanup_close int dst = -1, mfd = -1;
+	char path[4096];
+
+	if (marker && !strcmp(marker, source)) {
+		cvm_report(CVM_REPORT_INFO, "workspace", "using the copy of %s made earlier in %s/rootfs",
+		     s->n_layers ? "the image layers" : s->rootfs, s->state);
+		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/rootfs", s->state);
 	if (unlinkat(state_dirfd, "rootfs.source", 0) < 0 && errno != ENOENT)
 		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
 	if (nftw(path, rm_tree_cb, 64, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return cvm_error_set(err, errno, "remove the old copy %s", path);
-	src = openat(s->rootfs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (src < 0 || fstat(src, &st) < 0 || mkdirat(state_dirfd, "rootfs", 0755) < 0)
-		return cvm_error_set(err, errno, "copy %s", s->rootfs);
-	dst = openat(state_dirfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->copy_rootfs)
-		cvm_report(CVM_REPORT_INFO, "workspace", "idmap = off: copying %s once into %s",
-			   s->rootfs, path);
-	else
-		cvm_report(CVM_REPORT_INFO, "workspace",
-			   "%s is on %s, which cannot be idmapped: copying it once into %s",
-			   s->rootfs, cvm_fs_name(src), path);
-	if (dst < 0 || cvm_copy_tree(src, dst, copy_progress, NULL, err) < 0)
-		return cvm_error_prefix(err, "copy %s to %s", s->rootfs, path);
-	if (fchown(dst, st.st_uid, st.st_gid) < 0 || fchmod(dst, st.st_mode & 07777) < 0)
+	if (mkdirat(state_dirfd, "rootfs", 0755) < 0 ||
+	    (dst = openat(state_dirfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return cvm_error_set(err, errno, "%s", path);
+	if (fill(s, state_dirfd, dst, err) < 0)
+		return -1;
 	mfd = openat(state_dirfd, "rootfs.source", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (mfd < 0 || write(mfd, s->rootfs, strlen(s->rootfs)) < 0)
+	if (mfd < 0 || write(mfd, source, strlen(source)) < 0)
 		return cvm_error_set(err, errno, "%s/rootfs.source", s->state);
 	cvm_report(CVM_REPORT_INFO, "workspace", "copy done; later starts reuse it (delete %s to copy again)", path);
 	return 0;
+}
+
+static int copy_image_once(const struct cvm_ws_spec *s, int state_dirfd, struct cvm_error *err)
+{
+	return copy_once(s, state_dirfd, s->rootfs, copy_image, err);
+}
+
+static int copy_layers_once(const struct cvm_ws_spec *s, struct cvm_error *err)
+{
+	cleanup_free char *source = layers_marker(s);
+	cleanup_close int state_dirfd = open(s->state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (!source)
+		return cvm_error_set(err, ENOMEM, "layers");
+	if (state_dirfd < 0)
+		return cvm_error_set(err, errno, "%s", s->state);
+	return copy_once(s, state_dirfd, source, merge_layers, err);
 }
 
 /* The driver files and links of a GPU plan are made in the overlay, so they
@@ -618,6 +869,56 @@ static int prepare_state(const struct cvm_ws_spec *s, struct cvm_error *err)
 	return prepare_engine_dirs(s, fd, err);
 }
 
+static void close_layer_fds(struct ws_layers *l)
+{
+	for (size_t i = 0; i < l->n_layer_fds; i++)
+		close(l->layer_fds[i]);
+	free(l->layer_fds);
+	l->layer_fds = NULL;
+	l->n_layer_fds = 0;
+}
+
+/* Each layer idmapped like the image dir; should one not be idmappable
+ * (its filesystem, or CVM_DEBUG_LAYERS_NO_IDMAP in the tests), all of
+ * them are merged into STATE/rootfs once. */
+static int open_image_layers(const struct cvm_ws_spec *s, struct ws_layers *l,
+			     struct cvm_error *err)
+{
+	if (s->n_layers > CVM_WS_MAX_LAYERS)
+		return cvm_error_set(err, E2BIG, "rootfs: %zu image layers, and the overlay stacks at "
+				     "most %d: flatten the image", s->n_layers, CVM_WS_MAX_LAYERS);
+	if (s->n_layers > cvm_ws_max_layers())
+		return cvm_error_set(err, E2BIG, "rootfs: %zu image layers, and this kernel's overlay "
+				     "takes at most %zu in one lowerdir option (lowerdir+ came with "
+				     "Linux 6.8): flatten the image", s->n_layers, cvm_ws_max_layers());
+	if (s->copy_rootfs) {
+		cvm_report(CVM_REPORT_INFO, "workspace", "idmap = off: the image layers are merged "
+			   "into one copy");
+		return copy_layers_once(s, err);
+	}
+	l->layer_fds = calloc(s->n_layers, sizeof(int));
+	if (!l->layer_fds)
+		return cvm_error_set(err, ENOMEM, "rootfs");
+	for (size_t i = 0; i < s->n_layers; i++) {
+		cleanup_close int dir = open(s->layers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int fd = dir < 0 ? cvm_error_set(err, errno, "open")
+			: cvm_test_hook("CVM_DEBUG_LAYERS_NO_IDMAP")
+			? cvm_error_set(err, EINVAL, "CVM_DEBUG_LAYERS_NO_IDMAP")
+			: cvm_idmap_clone(dir, s->layers[i], l->userns_fd, CVM_MOUNT_ATTR_RDONLY, err);
+		if (fd >= 0) {
+			l->layer_fds[l->n_layer_fds++] = fd;
+			continue;
+		}
+		close_layer_fds(l);
+		if (err->err != EINVAL)
+			return cvm_error_prefix(err, "image layer %s", s->layers[i]);
+		cvm_report(CVM_REPORT_INFO, "workspace", "image layer %s: %s", s->layers[i], err->msg);
+		cvm_error_clear(err);
+		return copy_layers_once(s, err);
+	}
+	return 0;
+}
+
 static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers *l,
 		       struct cvm_error *err)
 {
@@ -640,6 +941,8 @@ static int open_layers(const struct cvm_ws_spec *s, pid_t pid, struct ws_layers 
 	}
 	if (l->state_fd < 0)
 		return cvm_error_prefix(err, "state dir");
+	if (s->n_layers)
+		return open_image_layers(s, l, err);
 	if (!s->copy_rootfs) {
 		l->lower_fd = cvm_idmap_clone(s->rootfs_fd, s->rootfs, l->userns_fd,
 					      CVM_MOUNT_ATTR_RDONLY, err);
@@ -656,6 +959,7 @@ static void close_layers(struct ws_layers *l)
 {
 	cvm_closep(&l->procfs_mfd);
 	cvm_closep(&l->lower_fd);
+	close_layer_fds(l);
 	cvm_closep(&l->state_fd);
 	cvm_closep(&l->userns_fd);
 }

@@ -4,6 +4,7 @@
 #define CVM_WORKSPACE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -19,9 +20,20 @@ struct cvm_ws_write {
 /* Where the init function finds spec.init_fd. */
 #define CVM_WS_INIT_FD 3
 
+/* The most lower dirs overlayfs stacks (OVL_MAX_STACK in fs/overlayfs). */
+#define CVM_WS_MAX_LAYERS 500
+
 struct cvm_ws_spec {
 	const char *rootfs;             /* unpacked image dir (absolute), for messages */
 	int rootfs_fd;                  /* O_PATH of it: the layer is made from this fd */
+	/* Or the image as layer dirs (absolute, bottom first; image/layer.c's
+	 * CVM_LAYER_OVERLAY form: whiteouts as 0/0 char devices, opaque dirs
+	 * marked trusted.overlay.opaque), each idmapped and stacked as a lower
+	 * dir of the overlay, no copy. 1..CVM_WS_MAX_LAYERS of them; when
+	 * n_layers > 0, rootfs is not used. Should one not be idmappable,
+	 * they are merged once into STATE/rootfs (the copy path). */
+	char *const *layers;
+	size_t n_layers;
 	const char *state;              /* persistent dir (absolute), made if missing */
 	bool copy_rootfs;               /* copy @rootfs once into STATE/rootfs even where it
 					 * could be idmapped ([workspace] idmap = off) */
@@ -84,6 +96,13 @@ struct cvm_ws {
  * -> "var-lib-docker"; '-' and '\\' escaped as \x2d and \x5c, systemd's way,
  * so that different paths never share a dir). */
 void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
+
+/* How many layer dirs (spec.layers) this kernel's overlay stacks:
+ * CVM_WS_MAX_LAYERS where it takes the lowerdir+ option (Linux 6.8), else
+ * as many as one lowerdir option's 255 bytes name (88). More must be
+ * flattened (image/layer.h: cvm_layers_flatten). */
+size_t cvm_ws_max_layers(void);
+
 
 /* Clone C (which will run @init once everything is mounted) with its id
  * maps written; @ws from CVM_WS_NONE. 0, or -1 with nothing left running. */
