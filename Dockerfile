@@ -29,7 +29,11 @@ ARG CVM_BUILD=build
 # the outer image's base: cvm is static, so scratch will do
 ARG OUTER_BASE=alpine:3.20
 
-# 1. cvm, linked statically against musl
+# 1. cvm, linked statically against musl (scripts/build-musl installs the
+#    *-static packages of libseccomp, libcap-ng, inih and the image puller's
+#    libcurl, libarchive, json-c, mbedtls). The puller finds registries' CAs in
+#    /etc/ssl/certs/ca-certificates.crt, which alpine:3.20 has and scratch has
+#    not (CVM_IMAGE_CA_DIR / CODER_EXTRA_CERTS_PATH then).
 FROM alpine:3.20 AS build
 RUN apk add --no-cache bash
 COPY . /src

@@ -2,15 +2,48 @@
  * supervises a VM-like workspace. This file is the command line only. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <curl/curl.h>
+#include <json-c/json_c_version.h>
+#include <mbedtls/version.h>
+
 #include "cvm-version.h"
 #include "supervisor/cli.h"
 #include "supervisor/config.h"
 #include "supervisor/inner.h"
+
+/* The readers image/ unpacks layers with. ARCHIVE_WARN is libarchive falling
+ * back to an external program: the library itself lacks the format. */
+static const char *archive_readers(void)
+{
+	struct archive *a = archive_read_new();
+	bool ok = a && archive_read_support_format_tar(a) == ARCHIVE_OK &&
+		  archive_read_support_filter_gzip(a) == ARCHIVE_OK &&
+		  archive_read_support_filter_zstd(a) == ARCHIVE_OK;
+
+	archive_read_free(a);
+	return ok ? "tar, gzip, zstd" : "tar, gzip or zstd MISSING";
+}
+
+/* cvm's version, then the image puller's libraries as linked (in the static
+ * binary, the ones built in). */
+static void print_version(void)
+{
+	const curl_version_info_data *curl = curl_version_info(CURLVERSION_NOW);
+	char tls[18]; /* the size mbedtls/version.h asks for */
+
+	mbedtls_version_get_string(tls);
+	printf("cvm %s\n", CVM_VERSION);
+	printf("libcurl %s (%s), %s (%s), json-c %s, mbedtls %s\n", curl->version,
+	       curl->ssl_version ? curl->ssl_version : "no TLS", archive_version_details(),
+	       archive_readers(), json_c_version(), tls);
+}
 
 static void usage(FILE *out)
 {
@@ -29,7 +62,7 @@ static void usage(FILE *out)
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help      show this help (cvm run --help: every run option)\n"
-	      "  -V, --version   print the version\n"
+	      "  -V, --version   print the version and the libraries' versions\n"
 	      "\n"
 	      "Examples:\n"
 	      "  cvm run --rootfs /img --state /data  a workspace from an image\n"
@@ -55,7 +88,7 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 	if (cmd && (!strcmp(cmd, "-V") || !strcmp(cmd, "--version"))) {
-		printf("cvm %s\n", CVM_VERSION);
+		print_version();
 		return 0;
 	}
 	/* "cvm" alone, or "cvm --flag ..." / "cvm -- CMD": as an image entrypoint

@@ -224,7 +224,12 @@ t_env_overrides_file() {
 t_help_and_version() {
 	"$CVM" --help | grep -q '^Usage: cvm' || return 1
 	"$CVM" run --help | grep -q -- '--stop-timeout' || return 1
-	"$CVM" --version | grep -qE '^cvm [0-9]+\.[0-9]+' || return 1
+	"$CVM" --version > ver || return 1
+	grep -qE '^cvm [0-9]+\.[0-9]+' ver || { say "no cvm version:"; cat ver >&2; return 1; }
+	# the image puller's libraries, called: libarchive with its own tar,
+	# gzip and zstd readers (not an external program), libcurl with TLS
+	grep -qE '^libcurl [0-9.]+ \((mbedTLS|OpenSSL)/[0-9.]+\), libarchive [0-9.]+ .*zlib/.*libzstd/.* \(tar, gzip, zstd\), json-c [0-9.]+, mbedtls [0-9.]+$' ver ||
+		{ say "no library versions:"; cat ver >&2; return 1; }
 	"$CVM" frobnicate 2> err; expect_eq "unknown command" "$?" 2
 }
 
