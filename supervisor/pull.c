@@ -43,6 +43,7 @@ static void pull_usage(FILE *out)
 	      "  --pull POLICY       missing (default), always, or never (cache only)\n"
 	      "  --default-registry HOST  for short names (default docker.io)\n"
 	      "  --mirror HOST       a Docker Hub mirror, tried first (repeatable)\n"
+	      "  --offline-ok        registry unreachable: use what the cache has for REF\n"
 	      "  -c, --config FILE   read the log level/format and state from FILE\n"
 	      "  -h, --help          show this help\n"
 	      "\n"
@@ -162,7 +163,8 @@ static int parse_args(struct pull_args *a, int argc, char *argv[])
 		{ "ca-dir", required_argument, NULL, 'K' },    { "platform", required_argument, NULL, 'P' },
 		{ "pull", required_argument, NULL, 'p' },      { "default-registry", required_argument, NULL, 'R' },
 		{ "mirror", required_argument, NULL, 'M' },    { "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },            { 0 },
+		{ "offline-ok", no_argument, NULL, 'O' },      { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	int opt;
 
@@ -176,6 +178,7 @@ static int parse_args(struct pull_args *a, int argc, char *argv[])
 		case 'p': a->policy = optarg; break;
 		case 'R': a->o.default_registry = optarg; break;
 		case 'c': a->config = optarg; break;
+		case 'O': a->o.offline_ok = true; break;
 		case 'M':
 			if (a->n_mirrors + 1 >= sizeof(a->mirrors) / sizeof(a->mirrors[0])) {
 				fprintf(stderr, "cvm pull: at most 8 mirrors\n");
