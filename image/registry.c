@@ -47,6 +47,8 @@ struct cvm_registry {
 	char *auth_header;      /* "Authorization: ..." for the registry's host only */
 	char *ca_blob;
 	size_t ca_len;
+	CURLcode last;          /* the last transfer's libcurl result */
+	char errbuf[CURL_ERROR_SIZE];
 	void (*note)(const char *line, void *arg);
 	void *note_arg;
 };
@@ -255,6 +257,12 @@ static bool unreachable(CURLcode c)
 	       c == CURLE_COULDNT_RESOLVE_PROXY || c == CURLE_OPERATION_TIMEDOUT;
 }
 
+static const char *tls_hint(CURLcode c)
+{
+	return c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CACERT_BADFILE ?
+		": give the registry's CA certificate with CODER_EXTRA_CERTS_PATH or [image] ca_dir" : "";
+}
+
 /* True when @url is on the registry's own scheme://host:port. */
 static bool same_origin(const struct cvm_registry *r, const char *url)
 {
@@ -279,7 +287,9 @@ static CURLcode perform(struct cvm_registry *r, const char *url, const char *acc
 	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, s);
 	s->curl = r->curl;
+	r->errbuf[0] = '\0';
 	c = curl_easy_perform(r->curl);
+	r->last = c;
 	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(h);
 	if (c == CURLE_OK)
@@ -325,7 +335,9 @@ static int transfer(struct cvm_registry *r, const char *url0, const char *accept
 		if (attempt + 1 >= MAX_ATTEMPTS || (c != CURLE_OK && !retriable(c))) {
 			if (c == CURLE_OK)
 				return 0;   /* the caller words the status */
-			cvm_error_set(err, 0, "%s: %s (%d attempts)", what, curl_easy_strerror(c), attempt + 1);
+			cvm_error_set(err, 0, "%s: %s (%d attempt%s)%s", what,
+				      r->errbuf[0] ? r->errbuf : curl_easy_strerror(c), attempt + 1,
+				      attempt ? "s" : "", tls_hint(c));
 			if (unreachable(c))
 				err->err = CVM_REGISTRY_UNREACHABLE;
 			return -1;
@@ -586,7 +598,11 @@ static int ping(struct cvm_registry *r, const char *host, struct cvm_error *err)
 	int rc;
 
 	rc = get(r, "/v2/", NULL, &s, "GET /v2/", &first);
-	if (rc < 0 && loopback(host) && !strncmp(r->base, "https", 5)) {
+	/* Docker's rule for loopback registries: TLS first, plain HTTP when
+	 * the server does not speak TLS at all (not when its certificate is
+	 * refused: that stays an error). */
+	if (rc < 0 && loopback(host) && (r->last == CURLE_SSL_CONNECT_ERROR ||
+					 r->last == CURLE_WEIRD_SERVER_REPLY)) {
 		free(r->base);
 		if (asprintf(&r->base, "http://%s", host) < 0) {
 			r->base = NULL;
@@ -625,6 +641,7 @@ int cvm_registry_open(const struct cvm_registry_opts *o, struct cvm_registry **o
 		return cvm_error_set(err, ENOMEM, "registry %s", o->registry);
 	}
 	curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 30L);

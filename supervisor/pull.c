@@ -127,7 +127,11 @@ static void progress(const struct cvm_image_progress *p, void *arg)
 		break;
 	case CVM_PULL_LAYER_START:
 		layer_log(p, "downloading");
-		clock_gettime(CLOCK_MONOTONIC, &u->last);
+		/* the first bytes draw the bar (or the first JSON line) at once */
+		if (u->tty || u->json)
+			u->last = (struct timespec){ 0 };
+		else
+			clock_gettime(CLOCK_MONOTONIC, &u->last);
 		break;
 	case CVM_PULL_LAYER_BYTES:
 		if (u->tty && secs_since(&u->last) >= 0.1) {
@@ -250,6 +254,7 @@ int cvm_cmd_pull(int argc, char *argv[])
 		return 2;
 	}
 	cvm_log_setup(c.log_level, c.log_format);
+	u.json = c.log_format == CVM_LOG_JSON;
 	if (apply_policy(&a.o, a.policy) < 0 ||
 	    apply_platform(&a.o, a.platform, platform, sizeof(platform)) < 0) {
 		fprintf(stderr, "cvm pull: %s\n", a.policy && apply_policy(&a.o, a.policy) < 0 ?
@@ -274,7 +279,6 @@ int cvm_cmd_pull(int argc, char *argv[])
 		a.o.ca_dir = getenv("CODER_EXTRA_CERTS_PATH");
 	a.o.progress = progress;
 	a.o.progress_arg = &u;
-	u.json = c.log_format == CVM_LOG_JSON;
 	u.tty = !u.json && isatty(STDERR_FILENO);
 	snprintf(u.ref, sizeof(u.ref), "%s", a.ref);
 
