@@ -67,8 +67,10 @@ static int unpack(struct archive *a, struct archive *w, enum cvm_layer_mode mode
 				break;
 			if (r < ARCHIVE_WARN)
 				return cvm_error_set(err, 0, "layer: %s", archive_error_string(a));
-			if (archive_write_data_block(w, buf, len, off) < ARCHIVE_WARN)
-				return cvm_error_set(err, 0, "layer: %s", archive_error_string(w));
+			/* a failed write(2) (ENOSPC) is only ARCHIVE_WARN */
+			if (archive_write_data_block(w, buf, len, off) != ARCHIVE_OK)
+				return cvm_error_set(err, archive_errno(w), "layer: %s: %s",
+						     archive_entry_pathname(e), archive_error_string(w));
 			if (st)
 				st->bytes += len;
 		}

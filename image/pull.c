@@ -226,7 +226,7 @@ static int from_registry(struct pull *p, struct cvm_error *err)
 		snprintf(p->image, sizeof(p->image), "%s", idx.items[pick].digest);
 	cvm_manifest_free(&idx);
 	if (pick < 0)
-		return cvm_error_prefix(err, "%s", p->key);
+		return -1;
 	rc = cvm_cache_get_blob(&p->cache, "manifests", p->image, &p->manifest, &p->manifest_len, err);
 	if (rc < 0)
 		return -1;
@@ -237,11 +237,27 @@ static int from_registry(struct pull *p, struct cvm_error *err)
 		return -1;
 parse:
 	if (cvm_manifest_parse(p->manifest, p->manifest_len, mt, &p->m, err) < 0)
-		return cvm_error_prefix(err, "%s", p->key);
+		return -1;
 	if (p->m.index)
-		return cvm_error_set(err, 0, "%s: an index inside an index, which cvm does not follow",
-				     p->key);
+		return cvm_error_set(err, 0, "an index inside an index, which cvm does not follow");
 	return cvm_cache_put_blob(&p->cache, "manifests", p->image, p->manifest, p->manifest_len, err);
+}
+
+/* A tag whose registry digest (a HEAD) is what refs/ has, with all of it
+ * cached: no manifest GET (Docker Hub counts those as pulls). 1 when so,
+ * 0 when the tag must be fetched, -1 when the registry cannot be reached. */
+static int unchanged_tag(struct pull *p, struct cvm_error *err)
+{
+	char top[72], image[72], now[72];
+	struct cvm_error ignored;
+
+	if (cvm_cache_get_ref(&p->cache, p->key, top, image) < 0)
+		return 0;
+	if (connect_registry(p, err) < 0)
+		return -1;
+	if (cvm_registry_manifest_digest(p->reg, p->ref.tag, now, &ignored) < 0 || strcmp(now, top))
+		return 0;
+	return from_refs(p) ? 1 : 0;
 }
 
 static int resolve(struct pull *p, struct cvm_error *err)
@@ -251,13 +267,20 @@ static int resolve(struct pull *p, struct cvm_error *err)
 	if (pol == CVM_PULL_NEVER) {
 		if (from_refs(p))
 			return 0;
-		return cvm_error_set(err, 0, "%s is not in the cache %s (pull = never): pull it once, "
-				     "or set pull = missing", p->key, p->cache.path);
+		return cvm_error_set(err, 0, "not in the cache %s (pull = never): pull it once, "
+				     "or set pull = missing", p->cache.path);
 	}
 	if (pol == CVM_PULL_MISSING && p->ref.digest && from_refs(p))
 		return 0;
-	if (from_registry(p, err) == 0)
+	if (pol == CVM_PULL_MISSING && !p->ref.digest) {
+		int rc = unchanged_tag(p, err);
+		if (rc > 0)
+			return 0;
+		if (rc == 0 && from_registry(p, err) == 0)
+			return 0;
+	} else if (from_registry(p, err) == 0) {
 		return 0;
+	}
 	if (err->err == CVM_REGISTRY_UNREACHABLE && p->o->offline_ok && pol != CVM_PULL_ALWAYS &&
 	    from_refs(p)) {
 		char line[CVM_ERROR_MSG_MAX + 128];
@@ -278,11 +301,11 @@ static int fetch_config(struct pull *p, char **config, struct cvm_error *err)
 	if (rc <= 0)
 		return rc;
 	if (d->size > CONFIG_MAX)
-		return cvm_error_set(err, 0, "%s: image config of %llu bytes: more than cvm reads",
-				     p->key, (unsigned long long)d->size);
+		return cvm_error_set(err, 0, "image config of %llu bytes: more than cvm reads",
+				     (unsigned long long)d->size);
 	if (connect_registry(p, err) < 0 ||
 	    cvm_registry_blob(p->reg, d->digest, d->size, -1, config, NULL, NULL, &p->downloaded, err) < 0)
-		return cvm_error_prefix(err, "%s: image config", p->key);
+		return cvm_error_prefix(err, "image config");
 	return cvm_cache_put_blob(&p->cache, "configs", d->digest, *config, (size_t)d->size, err);
 }
 
@@ -298,15 +321,14 @@ static int fetch_layer(struct pull *p, const struct cvm_descriptor *d, struct cv
 	emit(p, CVM_PULL_LAYER_START, d->digest, 0, d->size, NULL);
 	if (connect_registry(p, err) < 0 || (blob = cvm_cache_blob_tmpfile(&p->cache, err)) < 0 ||
 	    cvm_registry_blob(p->reg, d->digest, d->size, blob, NULL, bytes_cb, p, &p->downloaded, err) < 0)
-		return cvm_error_prefix(err, "%s: layer %u/%zu", p->key, p->index + 1, p->m.n);
+		return cvm_error_prefix(err, "layer %u/%zu", p->index + 1, p->m.n);
 	if (lseek(blob, 0, SEEK_SET) < 0)
 		return cvm_error_set(err, errno, "layer %.19s", d->digest);
 	if ((dir = cvm_cache_layer_begin(&p->cache, d->digest, tmp, sizeof(tmp), err)) < 0)
 		return -1;
 	if (cvm_layer_unpack(blob, dir, CVM_LAYER_OVERLAY, &st, err) < 0) {
 		cvm_cache_layer_abort(&p->cache, tmp);
-		return cvm_error_prefix(err, "%s: layer %u/%zu (%.19s)", p->key, p->index + 1, p->m.n,
-					d->digest);
+		return cvm_error_prefix(err, "layer %u/%zu (%.19s)", p->index + 1, p->m.n, d->digest);
 	}
 	if (cvm_cache_layer_commit(&p->cache, d->digest, tmp, err) < 0) {
 		cvm_cache_layer_abort(&p->cache, tmp);
@@ -401,8 +423,10 @@ int cvm_image_pull(const struct cvm_image_opts *o, struct cvm_image *out, struct
 	gc(&p);
 	rc = fill_out(&p, steal_ptr(&config), out, err);
 out:
-	if (rc < 0)
+	if (rc < 0) {
 		cvm_image_free(out);
+		cvm_error_prefix(err, "pull %s", p.key ? p.key : o->ref);
+	}
 	free(config);
 	cvm_registry_close(p.reg);
 	cvm_auth_wipe(p.userpass);

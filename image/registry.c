@@ -59,6 +59,7 @@ struct sink {
 	char *buf;                      /* else memory */
 	size_t len, cap, max;
 	bool hash;
+	bool head;                      /* HEAD: headers only */
 	struct cvm_sha256 h;
 	uint64_t done;
 	uint64_t expect;                /* 0: unknown */
@@ -286,6 +287,7 @@ static CURLcode perform(struct cvm_registry *r, const char *url, const char *acc
 	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(r->curl, CURLOPT_NOBODY, s->head ? 1L : 0L);
 	s->curl = r->curl;
 	r->errbuf[0] = '\0';
 	c = curl_easy_perform(r->curl);
@@ -675,11 +677,31 @@ void cvm_registry_close(struct cvm_registry *r)
 	free(r);
 }
 
+static const char manifest_accept[] = "Accept: " CVM_MT_OCI_INDEX ", " CVM_MT_OCI_MANIFEST ", "
+				     CVM_MT_DOCKER_LIST ", " CVM_MT_DOCKER_MANIFEST;
+
+int cvm_registry_manifest_digest(struct cvm_registry *r, const char *tag, char digest[72],
+				 struct cvm_error *err)
+{
+	struct sink s = { .fd = -1, .max = MANIFEST_MAX, .head = true };
+	cleanup_free char *path = NULL;
+	int rc = 0;
+
+	digest[0] = '\0';
+	if (asprintf(&path, "/v2/%s/manifests/%s", r->repository, tag) < 0)
+		return cvm_error_set(err, ENOMEM, "manifest %s", tag);
+	if (get(r, path, manifest_accept, &s, "HEAD manifest", err) < 0)
+		rc = -1;
+	else if (s.status == 200 && s.docker_digest && cvm_digest_valid(s.docker_digest))
+		snprintf(digest, 72, "%s", s.docker_digest);
+	sink_free(&s);
+	return rc;
+}
+
 int cvm_registry_manifest(struct cvm_registry *r, const char *ref, char **body, size_t *len,
 			  char digest[72], char **media_type, struct cvm_error *err)
 {
-	static const char accept[] = "Accept: " CVM_MT_OCI_INDEX ", " CVM_MT_OCI_MANIFEST ", "
-				     CVM_MT_DOCKER_LIST ", " CVM_MT_DOCKER_MANIFEST;
+	const char *accept = manifest_accept;
 	struct sink s = { .fd = -1, .max = MANIFEST_MAX };
 	cleanup_free char *path = NULL;
 	char what[300];

@@ -45,6 +45,13 @@ void cvm_registry_close(struct cvm_registry *r);
 int cvm_registry_manifest(struct cvm_registry *r, const char *ref, char **body, size_t *len,
 			  char digest[72], char **media_type, struct cvm_error *err);
 
+/* HEAD /v2/<repo>/manifests/<@tag>: the Docker-Content-Digest the registry
+ * answers with (Docker Hub does not count HEADs against its pull rate
+ * limit), or "" when it sends none. The caller still verifies whatever it
+ * then uses by content. */
+int cvm_registry_manifest_digest(struct cvm_registry *r, const char *tag, char digest[72],
+				 struct cvm_error *err);
+
 /* GET /v2/<repo>/blobs/<@digest> into @fd (from its current offset,
  * truncated on a retry), or, with @fd < 0, into *@mem (malloc'd, at most
  * @size bytes). The bytes must be @size long and hash to @digest: anything

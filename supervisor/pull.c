@@ -286,7 +286,7 @@ int cvm_cmd_pull(int argc, char *argv[])
 	rc = cvm_image_pull(&a.o, &img, &err);
 	clear_bar(&u);
 	if (rc < 0) {
-		log_error("image", "pull %s: %s", a.ref, err.msg);
+		log_error("image", "%s", err.msg);
 		return 1;
 	}
 	double took = secs_since(&start);

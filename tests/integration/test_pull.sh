@@ -138,7 +138,7 @@ t_policies_and_offline() {
 	expect_false "--pull always, digest, unreachable" \
 		env http_proxy=$DEAD_PROXY "$CVM" pull --pull always --cache-dir "$PWD/c" "$ref" 2> err
 	expect_false "never, not cached" pull "$PWD/c" --pull never "$PLAIN/test/layered:1"
-	expect_grep "not in the cache .*pull = never" err
+	expect_grep "pull .*layered:1: not in the cache .*pull = never" err
 	# NO_PROXY lets loopback through the same proxy setting
 	expect_true "NO_PROXY" env http_proxy=$DEAD_PROXY NO_PROXY=127.0.0.1 \
 		"$CVM" pull --cache-dir "$PWD/c" "$PLAIN/test/layered:1" > out 2> err
@@ -259,12 +259,38 @@ t_tampered_blob() {
 t_tampered_manifest() {
 	local ref="$PLAIN/test/tamperm-$RANDOM:1" d f
 	unique_image "$ref" || { fail "push"; return 1; }
+	pull "$PWD/c0" "$ref" || { fail "first pull"; return 1; }
 	d=$(digest_of "$ref")
 	f=$(blob_file "$d")
 	sed -i 's/"schemaVersion": *2/"schemaVersion":2 /' "$f"
 	expect_false "tampered manifest" pull "$PWD/c" "$ref"
 	expect_grep "manifest 1 from registry $PLAIN, repo test/tamperm-[0-9]+ hashes to sha256:[0-9a-f]{64}, not to the Docker-Content-Digest $d" err
 	[ ! -e "c/manifests/sha256/${d#sha256:}" ] || fail "the manifest was cached"
+	# a cache that has the tag's digest asks only for the digest (HEAD),
+	# never for the (now bad) bytes: no GET of the manifest on a restart
+	expect_true "cached tag, HEAD only" pull "$PWD/c0" "$ref"
+	expect_eq "digest" "$(cat out)" "$d"
+}
+
+# The cache's filesystem fills up while the blob downloads, then while it
+# unpacks: an error that says so, nothing half-done left, and a pull once
+# there is room again works.
+t_disk_full() {
+	local layer=${BUSYBOX_LAYER#sha256:} size
+	mkdir c && mount -t tmpfs -o size=512k tmpfs c || { fail "mount tmpfs"; return 1; }
+	# shellcheck disable=SC2064
+	trap "umount '$PWD/c'" RETURN
+	expect_false "blob does not fit" pull "$PWD/c" "$PLAIN/test/busybox:1"
+	expect_grep "layer 1/1: blob sha256:${layer:0:12}: writing what came: No space left on device" err
+	nothing_of c "$BUSYBOX_LAYER"
+	mount -o remount,size=1600k c || { fail "remount"; return 1; }
+	expect_false "layer does not unpack" pull "$PWD/c" "$PLAIN/test/busybox:1"
+	expect_grep "layer 1/1 \\(sha256:${layer:0:12}\\).*(No space left|space)" err
+	nothing_of c "$BUSYBOX_LAYER"
+	ls c/refs | grep -q . && fail "a refs/ entry for a failed pull"
+	mount -o remount,size=64m c || { fail "remount"; return 1; }
+	expect_true "room again" pull "$PWD/c" "$PLAIN/test/busybox:1"
+	[ -x "c/layers/sha256/$layer/bin/busybox" ] || fail "not unpacked"
 }
 
 t_tls_basic_auth() {
@@ -341,7 +367,7 @@ t_token_auth_and_redirects() {
 pick() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 for t in plain_pull second_pull_downloads_nothing policies_and_offline index_and_shared_layers \
 	moving_tag_and_gc gc_keeps_other_refs json_logs terminal_progress_bar unknown_tag \
-	tampered_blob tampered_manifest tls_basic_auth token_auth_and_redirects; do
+	tampered_blob tampered_manifest disk_full tls_basic_auth token_auth_and_redirects; do
 	pick "$t" && run_test "$t" "t_$t"
 done
 finish
