@@ -287,7 +287,10 @@ static CURLcode perform(struct cvm_registry *r, const char *url, const char *acc
 	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, s);
-	curl_easy_setopt(r->curl, CURLOPT_NOBODY, s->head ? 1L : 0L);
+	if (s->head)
+		curl_easy_setopt(r->curl, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
 	s->curl = r->curl;
 	r->errbuf[0] = '\0';
 	c = curl_easy_perform(r->curl);

@@ -9,12 +9,13 @@
       through its rootcertbundle) granting pull on the scope's repository.
       LOG gets one line per request: "token AUTH SCOPE" (AUTH basic-ok,
       basic-bad or none).
-  pull_server.py front PORT BLOBPORT UPSTREAM STORAGE LOG
+  pull_server.py front PORT BLOBPORT UPSTREAM STORAGE LOG [FAIL]
       A reverse proxy to the registry UPSTREAM (host:port) that answers
       every blob GET with a 307 to a second server, on localhost:BLOBPORT
       (another host name and port: "blob storage"), which serves the blob
       from the registry's STORAGE dir. LOG gets one line per blob served:
       "blob DIGEST auth=yes|no" (whether an Authorization header came).
+      FAIL: the first FAIL manifest requests get a 503 ("manifest 503").
 """
 import base64
 import http.server
@@ -85,7 +86,8 @@ def token_server(port, key, cert, issuer, service, user, pw, logf):
     http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 
 
-def front_server(port, blobport, upstream, storage, logf):
+def front_server(port, blobport, upstream, storage, logf, fail=0):
+    left = [fail]
     blob_re = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
 
     class Front(http.server.BaseHTTPRequestHandler):
@@ -94,6 +96,13 @@ def front_server(port, blobport, upstream, storage, logf):
 
         def relay(self, method):
             m = blob_re.match(self.path)
+            if "/manifests/" in self.path and left[0] > 0:
+                left[0] -= 1
+                log(logf, "manifest 503")
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if m and method == "GET":
                 self.send_response(307)
                 self.send_header("Location", f"http://localhost:{blobport}/b/{m.group(2)}")
@@ -156,8 +165,9 @@ def main():
         port, key, cert, issuer, service, user, pw, logf = args
         token_server(int(port), key, cert, issuer, service, user, pw, logf)
     elif role == "front":
-        port, blobport, upstream, storage, logf = args
-        front_server(int(port), int(blobport), upstream, storage, logf)
+        port, blobport, upstream, storage, logf = args[:5]
+        front_server(int(port), int(blobport), upstream, storage, logf,
+                     int(args[5]) if len(args) > 5 else 0)
     else:
         sys.exit("usage: pull_server.py token|front ...")
 

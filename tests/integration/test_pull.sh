@@ -216,6 +216,22 @@ t_terminal_progress_bar() {
 	expect_grep '\[#* *\] +[0-9]+% [0-9.]+ [KM]?i?B / [0-9.]+ [KM]iB' tty
 }
 
+# Docker Hub references through a mirror (no network here: docker.io itself
+# cannot answer); a mirror that does not answer is skipped with a line.
+t_mirrors() {
+	local dead
+	registry_push_busybox "$PLAIN/library/busybox:mirrored" 2>/dev/null || { fail "push"; return 1; }
+	dead=127.0.0.1:$(free_port)
+	expect_true "through the mirror" pull "$PWD/c" --mirror "$dead" --mirror "$PLAIN" busybox:mirrored ||
+		{ cat err >&2; return 1; }
+	expect_eq "digest" "$(cat out)" "$BUSYBOX_DIGEST"
+	expect_grep "mirror $dead: .*trying the next" err
+	expect_grep "pulled busybox:mirrored in" err
+	ls c/refs | grep -q 'docker.io%2Flibrary%2Fbusybox%3Amirrored' || fail "refs/: $(ls c/refs)"
+	# a ref of another registry does not go to the mirror
+	expect_false "not Hub" pull "$PWD/c2" --mirror "$PLAIN" "$dead/library/busybox:mirrored"
+}
+
 t_unknown_tag() {
 	expect_false "unknown tag" pull "$PWD/c" "$PLAIN/test/busybox:nope"
 	expect_grep "tag nope not found in repo test/busybox of registry $PLAIN \\(MANIFEST_UNKNOWN" err
@@ -337,7 +353,7 @@ t_token_auth_and_redirects() {
 	docker-registry serve reg.yml > reg.log 2>&1 &
 	local p2=$!
 	python3 "$HERE/pull_server.py" front "$fport" "$bport" "127.0.0.1:$rport" "$PLAIN_DIR/data" \
-		"$d/blob.log" 2> front.err &
+		"$d/blob.log" 2 2> front.err &
 	local p3=$!
 	# shellcheck disable=SC2064
 	trap "kill $p1 $p2 $p3 2>/dev/null; wait $p1 $p2 $p3 2>/dev/null" RETURN
@@ -359,6 +375,9 @@ t_token_auth_and_redirects() {
 		"$CVM" pull --cache-dir "$PWD/c2" "127.0.0.1:$fport/test/busybox:1" > out 2> err ||
 		{ cat err front.err >&2; return 1; }
 	expect_grep "^blob $BUSYBOX_LAYER auth=no" blob.log
+	# the front's first two manifest answers were 503s: retried
+	expect_eq "503s served" "$(grep -c 'manifest 503' blob.log)" 2
+	expect_grep "HTTP 503; retrying in [0-9]+ ms" err
 	expect_no_grep "auth=yes" blob.log
 	[ -x "c2/layers/sha256/${BUSYBOX_LAYER#sha256:}/bin/busybox" ] || fail "not unpacked"
 }
@@ -366,7 +385,7 @@ t_token_auth_and_redirects() {
 # ONLY="a b": run just those tests
 pick() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 for t in plain_pull second_pull_downloads_nothing policies_and_offline index_and_shared_layers \
-	moving_tag_and_gc gc_keeps_other_refs json_logs terminal_progress_bar unknown_tag \
+	moving_tag_and_gc gc_keeps_other_refs json_logs terminal_progress_bar mirrors unknown_tag \
 	tampered_blob tampered_manifest disk_full tls_basic_auth token_auth_and_redirects; do
 	pick "$t" && run_test "$t" "t_$t"
 done

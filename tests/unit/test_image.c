@@ -1,8 +1,12 @@
 /* image/: reference parsing, docker config credentials, WWW-Authenticate
  * challenges, token answers, manifests and the platform choice. */
 #include <check.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "image/auth.h"
 #include "image/digest.h"
@@ -393,6 +397,72 @@ START_TEST(digests)
 }
 END_TEST
 
+/* --- the pull's error paths: an error, never a crash, no fd left ------ */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st; (void)flag; (void)ftw;
+	return remove(path);
+}
+
+static void pull_fails(struct cvm_image_opts *o, const char *want)
+{
+	struct cvm_image img;
+	struct cvm_error err = { 0 };
+	int before = count_fds();
+
+	ck_assert_int_lt(cvm_image_pull(o, &img, &err), 0);
+	ck_assert_msg(strstr(err.msg, want), "'%s' lacks '%s'", err.msg, want);
+	ck_assert_int_eq(img.lock_fd, -1);
+	ck_assert_ptr_null(img.layers);
+	ck_assert_int_eq(count_fds(), before);
+}
+
+START_TEST(pull_errors_leave_no_fd)
+{
+	char dir[] = "/tmp/cvm-test-image.XXXXXX";
+	struct cvm_image_opts o = { 0 };
+
+	setenv("CVM_DEBUG_PULL_BACKOFF_MS", "1", 1);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	o.cache_dir = dir;
+	o.ref = "Bad/Ref:";
+	pull_fails(&o, "pull Bad/Ref:: image reference 'Bad/Ref:'");
+	o.ref = "127.0.0.1:1/x/y:1";
+	o.cache_dir = "relative/cache";
+	pull_fails(&o, "is not an absolute path");
+	o.cache_dir = dir;
+	/* nothing listens on port 1: 4 attempts, then "unreachable" */
+	pull_fails(&o, "pull 127.0.0.1:1/x/y:1: registry 127.0.0.1:1: GET /v2/: ");
+	o.offline_ok = true;   /* and nothing cached to fall back to */
+	pull_fails(&o, "(4 attempts)");
+	o.policy = CVM_PULL_NEVER;
+	pull_fails(&o, "not in the cache");
+	o.policy = CVM_PULL_MISSING;
+	o.auth_json = "{\"auths\": [";
+	pull_fails(&o, "the pull secret (CODER_IMAGE_PULL_SECRET) is not JSON");
+	o.auth_json = NULL;
+	o.auth_file = "/nonexistent/config.json";
+	pull_fails(&o, "auth file /nonexistent/config.json");
+	o.auth_file = NULL;
+	o.ca_dir = "/nonexistent-ca";
+	pull_fails(&o, "CA dir /nonexistent-ca");
+	ck_assert_int_eq(nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+END_TEST
+
 static Suite *image_suite(void)
 {
 	Suite *s = suite_create("image");
@@ -417,6 +487,9 @@ static Suite *image_suite(void)
 	tcase_add_test(t, platform_node_arch);
 	tcase_add_test(t, manifest_kinds);
 	tcase_add_test(t, digests);
+	suite_add_tcase(s, t);
+	t = tcase_create("pull");
+	tcase_add_test(t, pull_errors_leave_no_fd);
 	suite_add_tcase(s, t);
 	return s;
 }
