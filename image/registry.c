@@ -415,6 +415,9 @@ static int bearer(struct cvm_registry *r, const struct cvm_auth_challenge *c, st
 	if (!c->realm || strncmp(c->realm, "http", 4))
 		return cvm_error_set(err, 0, "registry %s asks for a Bearer token without a usable realm",
 				     r->registry);
+	if (r->userpass && !strncmp(c->realm, "http://", 7) && !loopback(c->realm + 7))
+		return cvm_error_set(err, 0, "registry %s sends cvm to the token endpoint %s, plain HTTP: "
+				     "cvm does not send credentials over it", r->registry, c->realm);
 	if (!sc) {
 		if (asprintf(&scope_buf, "repository:%s:pull", r->repository) < 0)
 			return cvm_error_set(err, ENOMEM, "token");

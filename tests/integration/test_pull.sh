@@ -181,6 +181,25 @@ t_moving_tag_and_gc() {
 	[ -n "$old" ] || fail "no srv/readd in any layer"
 }
 
+# Two pulls at once into one cache (pods sharing a node's cache): both
+# work, each layer ends up whole once, nothing temporary is left.
+t_concurrent_pulls() {
+	local p1 p2 rc1=0 rc2=0 l
+	"$CVM" pull --cache-dir "$PWD/c" "$PLAIN/test/layered:1" > out1 2> err1 & p1=$!
+	"$CVM" pull --cache-dir "$PWD/c" "$PLAIN/test/layered:1" > out2 2> err2 & p2=$!
+	wait $p1 || rc1=$?
+	wait $p2 || rc2=$?
+	expect_eq "first" "$rc1" 0
+	expect_eq "second" "$rc2" 0
+	expect_eq "same digest" "$(cat out1)" "$(cat out2)"
+	for l in $(layers_of "$PLAIN/test/layered:1"); do
+		[ -d "c/layers/sha256/${l#sha256:}" ] || fail "layer $l missing"
+	done
+	! ls c/layers/sha256 | grep -q '\.tmp\.' || fail "a temp dir is left: $(ls c/layers/sha256)"
+	expect_eq "layer dirs" "$(ls c/layers/sha256 | wc -l)" 3
+	[ -s "$(ls -d c/layers/sha256/*/usr/bin/suid)" ] || fail "suid file missing"
+}
+
 # Another ref in the same cache keeps its layers through a GC.
 t_gc_keeps_other_refs() {
 	local ref="$PLAIN/test/moving-$RANDOM:1"
@@ -385,7 +404,7 @@ t_token_auth_and_redirects() {
 # ONLY="a b": run just those tests
 pick() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 for t in plain_pull second_pull_downloads_nothing policies_and_offline index_and_shared_layers \
-	moving_tag_and_gc gc_keeps_other_refs json_logs terminal_progress_bar mirrors unknown_tag \
+	moving_tag_and_gc gc_keeps_other_refs concurrent_pulls json_logs terminal_progress_bar mirrors unknown_tag \
 	tampered_blob tampered_manifest disk_full tls_basic_auth token_auth_and_redirects; do
 	pick "$t" && run_test "$t" "t_$t"
 done
