@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,9 @@ int cvm_cmd_pull(int argc, char *argv[])
 
 	if ((rc = parse_args(&a, argc, argv)) != 0)
 		return rc > 0 ? 0 : 2;
+	/* a closed stdout is an EPIPE, not a death (libcurl's own sockets
+	 * send with MSG_NOSIGNAL) */
+	signal(SIGPIPE, SIG_IGN);
 	if (cvm_config_load_layers(&c, a.config, environ, &err) < 0) {
 		fprintf(stderr, "cvm pull: %s\n", err.msg);
 		cvm_config_free(&c);
