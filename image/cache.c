@@ -181,15 +181,29 @@ int cvm_cache_put_blob(struct cvm_cache *c, const char *kind, const char *digest
 	return put_file(c, name, body, len, err);
 }
 
+static bool ref_char_ok(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
 /* refs/ names: the canonical reference with every byte outside
- * [A-Za-z0-9._-] as %XX ("docker.io%2Flibrary%2Fubuntu%3Alatest"). */
+ * [A-Za-z0-9._-] as %XX ("docker.io%2Flibrary%2Fubuntu%3Alatest"); one too
+ * long for a file name (NAME_MAX) is "sha256-" and the hash of the ref. */
 static void ref_name(char *out, size_t len, const char *ref)
 {
-	size_t o = (size_t)snprintf(out, len, "refs/");
+	size_t o = (size_t)snprintf(out, len, "refs/"), n = 0;
+	char d[CVM_DIGEST_LEN + 1];
 
+	for (const unsigned char *p = (const unsigned char *)ref; *p; p++)
+		n += ref_char_ok(*p) ? 1 : 3;
+	if (n > 200) {
+		cvm_sha256_buf(ref, strlen(ref), d);
+		snprintf(out, len, "refs/sha256-%s", cvm_digest_hex(d));
+		return;
+	}
 	for (const unsigned char *p = (const unsigned char *)ref; *p && o + 4 < len; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '.' || *p == '_' || *p == '-')
+		if (ref_char_ok(*p))
 			out[o++] = (char)*p;
 		else
 			o += (size_t)snprintf(out + o, len - o, "%%%02X", *p);

@@ -421,6 +421,13 @@ int cvm_image_pull(const struct cvm_image_opts *o, struct cvm_image *out, struct
 	    cvm_cache_put_ref(&p.cache, p.key, p.top[0] ? p.top : p.image, p.image, err) < 0)
 		goto out;
 	gc(&p);
+	/* GC drops the lock for a moment: a pull of this ref to another
+	 * digest by another pod could have collected these layers meanwhile */
+	if (!layers_cached(&p)) {
+		cvm_error_set(err, 0, "another pull collected this image's layers from the cache %s "
+			      "meanwhile: pull again", p.cache.path);
+		goto out;
+	}
 	rc = fill_out(&p, steal_ptr(&config), out, err);
 out:
 	if (rc < 0) {

@@ -115,6 +115,16 @@ t_second_pull_downloads_nothing() {
 	expect_eq "layer dir kept" "$(stat -c %i "c/layers/sha256/$h")" "$ino"
 }
 
+# A reference too long for a file name once escaped: refs/ holds its hash.
+t_long_ref() {
+	local ref="$PLAIN/test/$(printf 'a%.0s' {1..190})/b:1"
+	registry_push_busybox "$ref" 2>/dev/null || { fail "push"; return 1; }
+	expect_true "pull" pull "$PWD/c" "$ref" || { cat err >&2; return 1; }
+	ls c/refs | grep -qE '^sha256-[0-9a-f]{64}$' || fail "refs/: $(ls c/refs)"
+	expect_true "again" pull "$PWD/c" "$ref"
+	expect_grep " 0 B downloaded" err
+}
+
 # A digest already cached: no request at all (a proxy that refuses every
 # connection would fail any); a tag needs the registry, unless
 # --offline-ok or --pull never.
@@ -404,7 +414,7 @@ t_token_auth_and_redirects() {
 # ONLY="a b": run just those tests
 pick() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 for t in plain_pull second_pull_downloads_nothing policies_and_offline index_and_shared_layers \
-	moving_tag_and_gc gc_keeps_other_refs concurrent_pulls json_logs terminal_progress_bar mirrors unknown_tag \
+	long_ref moving_tag_and_gc gc_keeps_other_refs concurrent_pulls json_logs terminal_progress_bar mirrors unknown_tag \
 	tampered_blob tampered_manifest disk_full tls_basic_auth token_auth_and_redirects; do
 	pick "$t" && run_test "$t" "t_$t"
 done
