@@ -9,13 +9,14 @@
       through its rootcertbundle) granting pull on the scope's repository.
       LOG gets one line per request: "token AUTH SCOPE" (AUTH basic-ok,
       basic-bad or none).
-  pull_server.py front PORT BLOBPORT UPSTREAM STORAGE LOG [FAIL]
+  pull_server.py front PORT BLOBPORT UPSTREAM STORAGE LOG [FAIL [CUT]]
       A reverse proxy to the registry UPSTREAM (host:port) that answers
       every blob GET with a 307 to a second server, on localhost:BLOBPORT
       (another host name and port: "blob storage"), which serves the blob
       from the registry's STORAGE dir. LOG gets one line per blob served:
       "blob DIGEST auth=yes|no" (whether an Authorization header came).
       FAIL: the first FAIL manifest requests get a 503 ("manifest 503").
+      CUT: the first CUT blob answers stop halfway ("blob DIGEST cut").
 """
 import base64
 import http.server
@@ -86,8 +87,9 @@ def token_server(port, key, cert, issuer, service, user, pw, logf):
     http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
 
 
-def front_server(port, blobport, upstream, storage, logf, fail=0):
+def front_server(port, blobport, upstream, storage, logf, fail=0, cut=0):
     left = [fail]
+    cuts = [cut]
     blob_re = re.compile(r"^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$")
 
     class Front(http.server.BaseHTTPRequestHandler):
@@ -152,6 +154,13 @@ def front_server(port, blobport, upstream, storage, logf, fail=0):
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if cuts[0] > 0 and len(body) > 1:
+                cuts[0] -= 1
+                log(logf, f"blob {d} cut")
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(body)
 
     b = http.server.ThreadingHTTPServer(("127.0.0.1", blobport), Blobs)
@@ -167,7 +176,8 @@ def main():
     elif role == "front":
         port, blobport, upstream, storage, logf = args[:5]
         front_server(int(port), int(blobport), upstream, storage, logf,
-                     int(args[5]) if len(args) > 5 else 0)
+                     int(args[5]) if len(args) > 5 else 0,
+                     int(args[6]) if len(args) > 6 else 0)
     else:
         sys.exit("usage: pull_server.py token|front ...")
 

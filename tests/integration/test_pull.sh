@@ -382,7 +382,7 @@ t_token_auth_and_redirects() {
 	docker-registry serve reg.yml > reg.log 2>&1 &
 	local p2=$!
 	python3 "$HERE/pull_server.py" front "$fport" "$bport" "127.0.0.1:$rport" "$PLAIN_DIR/data" \
-		"$d/blob.log" 2 2> front.err &
+		"$d/blob.log" 2 1 2> front.err &
 	local p3=$!
 	# shellcheck disable=SC2064
 	trap "kill $p1 $p2 $p3 2>/dev/null; wait $p1 $p2 $p3 2>/dev/null" RETURN
@@ -407,6 +407,9 @@ t_token_auth_and_redirects() {
 	# the front's first two manifest answers were 503s: retried
 	expect_eq "503s served" "$(grep -c 'manifest 503' blob.log)" 2
 	expect_grep "HTTP 503; retrying in [0-9]+ ms" err
+	# and the first blob it served stopped halfway: fetched again, whole
+	expect_eq "cut blobs" "$(grep -c ' cut$' blob.log)" 1
+	expect_grep "blob sha256:[0-9a-f]{12}: .*(closed|partial|transfer).*retrying in" err
 	expect_no_grep "auth=yes" blob.log
 	[ -x "c2/layers/sha256/${BUSYBOX_LAYER#sha256:}/bin/busybox" ] || fail "not unpacked"
 }
