@@ -6,5 +6,6 @@ int cvm_cmd_run(int argc, char *argv[]);
 int cvm_cmd_exec(int argc, char *argv[]);
 int cvm_cmd_status(int argc, char *argv[]);
 int cvm_cmd_check(int argc, char *argv[]);
+int cvm_cmd_pull(int argc, char *argv[]);
 
 #endif

@@ -28,7 +28,7 @@ _Static_assert(sizeof(enum cvm_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_log_format) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_signal_target) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_gpu_enable) == sizeof(int), "enum size");
-_Static_assert(sizeof(enum cvm_image_pull) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum cvm_pull_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum cvm_idmap_mode) == sizeof(int), "enum size");
 _Static_assert(CVM_GPU_AUTO == 0 && CVM_GPU_YES == 1 && CVM_GPU_NO == 2, "gpu_enable_names");
 

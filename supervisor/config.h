@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "../gpu/gpu.h"
+#include "../image/image.h"
 #include "../runtime/error.h"
 
 #define CVM_DEFAULT_CONFIG_PATH "/etc/cvm/cvm.ini"
@@ -26,14 +27,6 @@
 
 enum cvm_log_format { CVM_LOG_TEXT = 0, CVM_LOG_JSON };
 enum cvm_log_level { CVM_LOG_ERROR = 0, CVM_LOG_WARN, CVM_LOG_INFO, CVM_LOG_DEBUG };
-
-/* [image] pull: when to ask the registry. */
-enum cvm_image_pull {
-	CVM_PULL_MISSING = 0,   /* a cached digest is used as is; a tag is resolved, and
-				   only what the cache lacks is fetched */
-	CVM_PULL_ALWAYS,        /* resolve and verify with the registry at every start */
-	CVM_PULL_NEVER,         /* the cache only; an error if the image is not there */
-};
 
 /* [workspace] idmap: how the image dir becomes the overlay's lower layer. */
 enum cvm_idmap_mode {
@@ -100,7 +93,7 @@ struct cvm_config {
 	char *image_cache_dir;          /* NULL: STATE/images */
 	char *image_auth_file;          /* a docker config.json, or NULL */
 	char *image_ca_dir;             /* extra CA certificates (a dir of PEM files or one file) */
-	enum cvm_image_pull image_pull;
+	enum cvm_pull_policy image_pull;      /* image/image.h */
 	/* CODER_IMAGE_PULL_SECRET's docker config JSON: a credential. No key,
 	 * no flag, never logged nor echoed in an error; wiped on free. */
 	char *image_auth_json;

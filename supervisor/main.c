@@ -59,6 +59,7 @@ static void usage(FILE *out)
 	      "  exec       run a command inside the running workspace\n"
 	      "  status     the running workspace's limits and use\n"
 	      "  check      can cvm run here? one line per requirement, why, what to do\n"
+	      "  pull       fetch an image from a registry into the image cache\n"
 	      "\n"
 	      "Options:\n"
 	      "  -h, --help      show this help (cvm run --help: every run option)\n"
@@ -71,6 +72,7 @@ static void usage(FILE *out)
 	      "  cvm --stop-timeout 30s -- myapp      same as 'cvm run ...'\n"
 	      "  cvm run --config ./cvm.ini           everything from a config file\n"
 	      "  cvm check -r /img -s /data           preflight: what this host supports\n"
+	      "  cvm pull --cache-dir /c ubuntu:24.04 fetch an image into a cache\n"
 	      "\n"
 	      "Config: " CVM_DEFAULT_CONFIG_PATH " (INI), envbox's CODER_* variables,\n"
 	      "CVM_<SECTION>_<KEY> variables, then flags; see examples/cvm.ini for\n"
@@ -103,6 +105,8 @@ int main(int argc, char *argv[])
 		return cvm_cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return cvm_cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pull"))
+		return cvm_cmd_pull(argc - 1, argv + 1);
 	fprintf(stderr, "cvm: unknown command '%s'; try 'cvm --help'\n", cmd);
 	return 2;
 }
