@@ -543,22 +543,28 @@ static bool append_file(FILE *mem, const char *path)
 /* The system bundle and every PEM file of @dir, as one blob: libcurl takes
  * it the same way with OpenSSL and mbedtls (CURLOPT_CAPATH would need
  * OpenSSL's hashed names). */
+/* @dir: a dir of PEM files, or one PEM file (envbox's CODER_EXTRA_CERTS_PATH
+ * takes either), added to @bundle. */
 static int load_ca(struct cvm_registry *r, const char *bundle, const char *dir, struct cvm_error *err)
 {
-	cleanup_dir DIR *d = opendir(dir);
+	cleanup_dir DIR *d = NULL;
 	FILE *mem;
 	struct dirent *e;
+	struct stat st;
 	int found = 0;
 
-	if (!d)
+	if (stat(dir, &st) < 0)
+		return cvm_error_set(err, errno, "CA certificates %s", dir);
+	if (S_ISDIR(st.st_mode) && !(d = opendir(dir)))
 		return cvm_error_set(err, errno, "CA dir %s", dir);
 	if (!(mem = open_memstream(&r->ca_blob, &r->ca_len)))
 		return cvm_error_set(err, errno, "CA dir %s", dir);
 	if (bundle)
 		append_file(mem, bundle);
-	while ((e = readdir(d))) {
+	if (!d)
+		found += append_file(mem, dir);
+	while (d && (e = readdir(d))) {
 		char path[4096];
-		struct stat st;
 		if (e->d_name[0] == '.' ||
 		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path) ||
 		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
@@ -568,8 +574,8 @@ static int load_ca(struct cvm_registry *r, const char *bundle, const char *dir, 
 	if (fclose(mem) != 0)
 		return cvm_error_set(err, errno, "CA dir %s", dir);
 	if (!found)
-		return cvm_error_set(err, 0, "CA dir %s has no PEM certificate (-----BEGIN CERTIFICATE-----)",
-				     dir);
+		return cvm_error_set(err, 0, "CA certificates %s: no PEM certificate "
+				     "(-----BEGIN CERTIFICATE-----)", dir);
 	return 0;
 }
 

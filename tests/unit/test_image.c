@@ -458,7 +458,7 @@ START_TEST(pull_errors_leave_no_fd)
 	pull_fails(&o, "auth file /nonexistent/config.json");
 	o.auth_file = NULL;
 	o.ca_dir = "/nonexistent-ca";
-	pull_fails(&o, "CA dir /nonexistent-ca");
+	pull_fails(&o, "CA certificates /nonexistent-ca");
 	ck_assert_int_eq(nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 END_TEST
