@@ -20,6 +20,11 @@ static void log_report(enum cvm_report_level level, const char *component, const
 	cvm_log((enum cvm_log_level)level, component, "%s", line);
 }
 
+enum cvm_log_format cvm_log_get_format(void)
+{
+	return log_format;
+}
+
 void cvm_log_setup(enum cvm_log_level level, enum cvm_log_format format)
 {
 	log_level = level;

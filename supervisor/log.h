@@ -27,6 +27,7 @@ struct cvm_log_field {
 
 void cvm_log_setup(enum cvm_log_level level, enum cvm_log_format format);
 bool cvm_log_enabled(enum cvm_log_level level);
+enum cvm_log_format cvm_log_get_format(void);   /* as cvm_log_setup set it */
 /* End lines with CR LF: stderr is a terminal in raw mode. */
 void cvm_log_crlf(bool on);
 

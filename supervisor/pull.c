@@ -16,6 +16,7 @@
 #include "supervisor/cli.h"
 #include "supervisor/config.h"
 #include "supervisor/log.h"
+#include "supervisor/pull.h"
 
 #define BAR_WIDTH 30
 
@@ -45,11 +46,13 @@ static void pull_usage(FILE *out)
 	      "  --default-registry HOST  for short names (default docker.io)\n"
 	      "  --mirror HOST       a Docker Hub mirror, tried first (repeatable)\n"
 	      "  --offline-ok        registry unreachable: use what the cache has for REF\n"
-	      "  -c, --config FILE   read the log level/format and state from FILE\n"
+	      "  -c, --config FILE   read [image], the log settings and state from FILE\n"
 	      "  -h, --help          show this help\n"
 	      "\n"
-	      "Environment: CODER_IMAGE_PULL_SECRET (docker config JSON text),\n"
-	      "CODER_EXTRA_CERTS_PATH (CA dir), HTTPS_PROXY / NO_PROXY.\n", out);
+	      "The [image] keys of the config (and CVM_IMAGE_*) are the defaults the flags\n"
+	      "override. Environment: CODER_IMAGE_PULL_SECRET (docker config JSON text),\n"
+	      "CODER_DOCKER_CONFIG (a config.json), CODER_EXTRA_CERTS_PATH (CA dir or file),\n"
+	      "HTTPS_PROXY / NO_PROXY.\n", out);
 }
 
 static double secs_since(const struct timespec *t)
@@ -156,6 +159,7 @@ static void progress(const struct cvm_image_progress *p, void *arg)
 
 struct pull_args {
 	const char *config, *cache_dir, *platform, *policy, *ref;
+	const char *auth_file, *ca_dir, *default_registry;   /* flags over [image] */
 	struct cvm_image_opts o;
 	char *mirrors[9];
 	size_t n_mirrors;
@@ -177,11 +181,11 @@ static int parse_args(struct pull_args *a, int argc, char *argv[])
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'C': a->cache_dir = optarg; break;
-		case 'A': a->o.auth_file = optarg; break;
-		case 'K': a->o.ca_dir = optarg; break;
+		case 'A': a->auth_file = optarg; break;
+		case 'K': a->ca_dir = optarg; break;
 		case 'P': a->platform = optarg; break;
 		case 'p': a->policy = optarg; break;
-		case 'R': a->o.default_registry = optarg; break;
+		case 'R': a->default_registry = optarg; break;
 		case 'c': a->config = optarg; break;
 		case 'O': a->o.offline_ok = true; break;
 		case 'M':
@@ -236,15 +240,66 @@ static int apply_platform(struct cvm_image_opts *o, const char *s, char *buf, si
 	return 0;
 }
 
+int cvm_pull_config(const struct cvm_config *c, struct cvm_image_opts *o, char *cache,
+		    size_t len)
+{
+	o->ref = c->image_ref;
+	o->default_registry = c->image_default_registry;
+	o->mirrors = c->n_image_mirrors ? c->image_mirrors : NULL;
+	o->auth_json = c->image_auth_json;
+	o->auth_file = c->image_auth_file;
+	o->ca_dir = c->image_ca_dir;
+	o->policy = c->image_pull;
+	if (c->image_cache_dir)
+		snprintf(cache, len, "%s", c->image_cache_dir);
+	else if (c->state)
+		snprintf(cache, len, "%s/images", c->state);
+	else
+		cache[0] = '\0';
+	o->cache_dir = cache;
+	return cache[0] ? 0 : -1;
+}
+
+int cvm_pull_logged(struct cvm_image_opts *o, struct cvm_image *img, struct cvm_error *err)
+{
+	struct ui u = { .json = cvm_log_get_format() == CVM_LOG_JSON };
+	char got[32], secs[32], ms[32], n[16], dl[24];
+	struct timespec start;
+	double took;
+	int rc;
+
+	o->progress = progress;
+	o->progress_arg = &u;
+	u.tty = !u.json && isatty(STDERR_FILENO);
+	snprintf(u.ref, sizeof(u.ref), "%s", o->ref);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	rc = cvm_image_pull(o, img, err);
+	clear_bar(&u);
+	o->progress = NULL;
+	if (rc < 0)
+		return -1;
+	took = secs_since(&start);
+	human(img->downloaded, got, sizeof(got));
+	snprintf(secs, sizeof(secs), "%.1f", took);
+	snprintf(ms, sizeof(ms), "%.0f", took * 1000);
+	snprintf(n, sizeof(n), "%zu", img->n_layers);
+	snprintf(dl, sizeof(dl), "%" PRIu64, img->downloaded);
+	struct cvm_log_field f[] = {
+		{ "digest", img->digest, false }, { "layers", n, true },
+		{ "downloaded", dl, true },      { "pull_ms", ms, true },
+	};
+	cvm_log_fields(CVM_LOG_INFO, "image", f, 4, "pulled %s in %s s: %zu layer%s, %s downloaded",
+		       o->ref, secs, img->n_layers, img->n_layers == 1 ? "" : "s", got);
+	return 0;
+}
+
 int cvm_cmd_pull(int argc, char *argv[])
 {
 	struct pull_args a = { 0 };
 	struct cvm_config c = { 0 };
 	struct cvm_error err = { 0 };
 	struct cvm_image img = { .lock_fd = -1 };
-	struct ui u = { 0 };
-	struct timespec start;
-	char platform[128], cache[4096], got[32], secs[32], ms[32];
+	char platform[128], cache[4096];
 	int rc;
 
 	if ((rc = parse_args(&a, argc, argv)) != 0)
@@ -258,55 +313,36 @@ int cvm_cmd_pull(int argc, char *argv[])
 		return 2;
 	}
 	cvm_log_setup(c.log_level, c.log_format);
-	u.json = c.log_format == CVM_LOG_JSON;
-	if (apply_policy(&a.o, a.policy) < 0 ||
+	/* [image] of the config (and envbox's CODER_* for it), then the flags */
+	cvm_pull_config(&c, &a.o, cache, sizeof(cache));
+	if (a.cache_dir)
+		snprintf(cache, sizeof(cache), "%s", a.cache_dir);
+	a.o.ref = a.ref;
+	if (a.n_mirrors)
+		a.o.mirrors = a.mirrors;
+	if (a.auth_file)
+		a.o.auth_file = a.auth_file;
+	if (a.ca_dir)
+		a.o.ca_dir = a.ca_dir;
+	if (a.default_registry)
+		a.o.default_registry = a.default_registry;
+	if ((a.policy && apply_policy(&a.o, a.policy) < 0) ||
 	    apply_platform(&a.o, a.platform, platform, sizeof(platform)) < 0) {
 		fprintf(stderr, "cvm pull: %s\n", a.policy && apply_policy(&a.o, a.policy) < 0 ?
 			"--pull: missing, always or never" : "--platform: OS/ARCH[/VARIANT], e.g. linux/arm64");
 		cvm_config_free(&c);
 		return 2;
 	}
-	if (!a.cache_dir && c.state)
-		snprintf(cache, sizeof(cache), "%s/images", c.state);
-	else
-		snprintf(cache, sizeof(cache), "%s", a.cache_dir ? a.cache_dir : "");
-	cvm_config_free(&c);
 	if (!cache[0]) {
 		fprintf(stderr, "cvm pull: no cache dir: give --cache-dir DIR (or a [workspace] state)\n");
+		cvm_config_free(&c);
 		return 2;
 	}
-	a.o.ref = a.ref;
-	a.o.cache_dir = cache;
-	a.o.mirrors = a.n_mirrors ? a.mirrors : NULL;
-	a.o.auth_json = getenv("CODER_IMAGE_PULL_SECRET");
-	if (!a.o.ca_dir)
-		a.o.ca_dir = getenv("CODER_EXTRA_CERTS_PATH");
-	a.o.progress = progress;
-	a.o.progress_arg = &u;
-	u.tty = !u.json && isatty(STDERR_FILENO);
-	snprintf(u.ref, sizeof(u.ref), "%s", a.ref);
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	rc = cvm_image_pull(&a.o, &img, &err);
-	clear_bar(&u);
+	rc = cvm_pull_logged(&a.o, &img, &err);
+	cvm_config_free(&c);
 	if (rc < 0) {
 		log_error("image", "%s", err.msg);
 		return 1;
-	}
-	double took = secs_since(&start);
-	human(img.downloaded, got, sizeof(got));
-	snprintf(secs, sizeof(secs), "%.1f", took);
-	snprintf(ms, sizeof(ms), "%.0f", took * 1000);
-	{
-		char n[16], dl[24];
-		struct cvm_log_field f[] = {
-			{ "digest", img.digest, false }, { "layers", n, true },
-			{ "downloaded", dl, true },      { "pull_ms", ms, true },
-		};
-		snprintf(n, sizeof(n), "%zu", img.n_layers);
-		snprintf(dl, sizeof(dl), "%" PRIu64, img.downloaded);
-		cvm_log_fields(CVM_LOG_INFO, "image", f, 4, "pulled %s in %s s: %zu layer%s, %s downloaded",
-			       a.ref, secs, img.n_layers, img.n_layers == 1 ? "" : "s", got);
 	}
 	printf("%s\n", img.digest);
 	cvm_image_free(&img);
