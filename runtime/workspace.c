@@ -215,6 +215,73 @@ size_t cvm_ws_max_layers(void)
 	return layers_in_one_option();
 }
 
+/* The lower dirs @dirs (O_PATH fds, bottom first) as overlay options,
+ * top first: one "lowerdir+=" each (Linux 6.8), or where the kernel lacks
+ * it one "lowerdir=" of /proc/self/fd/N names, as far as it fits. */
+static char **view_opts(const int *dirs, size_t n, struct cvm_error *err)
+{
+	bool plus = cvm_ws_max_layers() == CVM_WS_MAX_LAYERS;
+	char **v = calloc(n + 1, sizeof(*v)), one[FSCONFIG_VALUE_MAX + 1] = "";
+	size_t k = 0, used = 0;
+
+	if (!v)
+		return cvm_error_set(err, ENOMEM, "image view"), NULL;
+	for (size_t i = n; i-- > 0;) {
+		char name[32];
+		snprintf(name, sizeof(name), "/proc/self/fd/%d", dirs[i]);
+		if (plus) {
+			if (asprintf(&v[k++], "lowerdir+=%s", name) < 0)
+				goto nomem;
+			continue;
+		}
+		if (used + strlen(name) + 1 > FSCONFIG_VALUE_MAX) {
+			free_strv(&v);
+			cvm_error_set(err, E2BIG, "%zu image layers are too many for one lowerdir "
+				      "option on this kernel (lowerdir+ came with Linux 6.8)", n);
+			return NULL;
+		}
+		used += (size_t)snprintf(one + used, sizeof(one) - used, "%s%s", used ? ":" : "", name);
+	}
+	if (!plus && asprintf(&v[k++], "lowerdir=%s", one) < 0)
+		goto nomem;
+	return v;
+nomem:
+	v[k - 1] = NULL;
+	free_strv(&v);
+	cvm_error_set(err, ENOMEM, "image view");
+	return NULL;
+}
+
+int cvm_ws_layers_view(char *const *layers, size_t n, struct cvm_error *err)
+{
+	__attribute__((cleanup(free_strv))) char **opts = NULL;
+	int *dirs, fd = -1;
+	size_t i;
+
+	if (n == 0)
+		return cvm_error_set(err, EINVAL, "image view: no layers");
+	if (n == 1) {   /* an overlay with no upper dir needs two lowers */
+		fd = open(layers[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		return fd < 0 ? cvm_error_set(err, errno, "image layer %s", layers[0]) : fd;
+	}
+	dirs = calloc(n, sizeof(*dirs));
+	if (!dirs)
+		return cvm_error_set(err, ENOMEM, "image view");
+	for (i = 0; i < n; i++)
+		if ((dirs[i] = open(layers[i], O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			cvm_error_set(err, errno, "image layer %s", layers[i]);
+			break;
+		}
+	if (i == n && (opts = view_opts(dirs, n, err)))
+		fd = cvm_fs_new("overlay", (const char *const *)opts, CVM_MOUNT_ATTR_RDONLY, err);
+	while (i-- > 0)
+		close(dirs[i]);
+	free(dirs);
+	if (fd < 0)
+		return cvm_error_prefix(err, "image view");
+	return fd;
+}
+
 static int mount_overlay(const struct cvm_ws_spec *s, char *const *lower, struct cvm_error *err)
 {
 	const char *opts[CVM_WS_MAX_LAYERS + 4];

@@ -103,6 +103,12 @@ void cvm_ws_engine_dir_name(const char *path, char *buf, size_t len);
  * flattened (image/layer.h: cvm_layers_flatten). */
 size_t cvm_ws_max_layers(void);
 
+/* The image of @layers (bottom first, spec.layers' form) as the workspace
+ * will see it: a detached read-only overlay of them (the layer dir itself
+ * when there is one), attached nowhere, for looking into with openat (the
+ * plan's probes: the init, systemd, the GPU library dirs). An fd, or -1. */
+int cvm_ws_layers_view(char *const *layers, size_t n, struct cvm_error *err);
+
 
 /* Clone C (which will run @init once everything is mounted) with its id
  * maps written; @ws from CVM_WS_NONE. 0, or -1 with nothing left running. */
