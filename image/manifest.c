@@ -186,3 +186,38 @@ int cvm_manifest_pick(const struct cvm_manifest *idx, const char *os, const char
 	return cvm_error_set(err, 0, "the image has no %s/%s%s%s manifest (it has: %s)", os, arch,
 			     variant && *variant ? "/" : "", variant ? variant : "", o ? have : "none");
 }
+
+char **cvm_image_config_env(const char *json, struct cvm_error *err)
+{
+	json_object *root = json ? json_tokener_parse(json) : NULL, *cfg, *env;
+	size_t n = 0, k = 0;
+	char **out;
+
+	if (json && !root) {
+		cvm_error_set(err, 0, "the image config is not JSON");
+		return NULL;
+	}
+	if (root && json_object_object_get_ex(root, "config", &cfg) &&
+	    json_object_object_get_ex(cfg, "Env", &env) && json_object_is_type(env, json_type_array))
+		n = json_object_array_length(env);
+	else
+		env = NULL;
+	out = calloc(n + 1, sizeof(*out));
+	for (size_t i = 0; out && i < n; i++) {
+		json_object *e = json_object_array_get_idx(env, i);
+		const char *s = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+		/* NAME=VALUE with a NAME; anything else is not an environment entry */
+		if (!s || !strchr(s, '=') || s[0] == '=')
+			continue;
+		if (!(out[k++] = strdup(s))) {
+			while (k-- > 0)
+				free(out[k]);
+			free(out);
+			out = NULL;
+		}
+	}
+	json_object_put(root);
+	if (!out)
+		cvm_error_set(err, ENOMEM, "the image config's Env");
+	return out;
+}

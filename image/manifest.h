@@ -39,4 +39,9 @@ void cvm_platform_node(char *arch, size_t alen, char *variant, size_t vlen);
 int cvm_manifest_pick(const struct cvm_manifest *idx, const char *os, const char *arch,
 		      const char *variant, struct cvm_error *err);
 
+/* The image config blob's "config": {"Env": [...]}: NAME=VALUE strings,
+ * malloc'd and NULL-terminated (empty when the image sets none, or @json is
+ * NULL). NULL with @err when it is not JSON or memory ran out. */
+char **cvm_image_config_env(const char *json, struct cvm_error *err);
+
 #endif

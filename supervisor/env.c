@@ -26,7 +26,7 @@ static bool passed(const struct cvm_config *c, const char *entry)
 	return false;
 }
 
-char **cvm_env_build(const struct cvm_config *c, char *const *outer)
+char **cvm_env_build(const struct cvm_config *c, char *const *image, char *const *outer)
 {
 	char **env = calloc(1, sizeof(char *));
 	char *dup;
@@ -38,6 +38,11 @@ char **cvm_env_build(const struct cvm_config *c, char *const *outer)
 	    cvm_env_set(&env, "container", "cvm") < 0 ||
 	    cvm_env_set(&env, "HOSTNAME", c->hostname) < 0)
 		goto fail;
+	/* The image's own Env (its PATH too), as Docker starts it; what the
+	 * config passes or sets wins. */
+	for (size_t i = 0; image && image[i]; i++)
+		if (!(dup = strdup(image[i])) || cvm_env_put(&env, dup) < 0)
+			goto fail;
 	for (size_t i = 0; outer && outer[i]; i++)
 		if (passed(c, outer[i]) && (!(dup = strdup(outer[i])) || cvm_env_put(&env, dup) < 0))
 			goto fail;

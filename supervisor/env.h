@@ -8,8 +8,11 @@
 
 #define CVM_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-/* A new NULL-terminated NAME=VALUE array (free with cvm_env_free), or NULL
- * on allocation failure. */
-char **cvm_env_build(const struct cvm_config *c, char *const *outer);
+/* The workspace's environment: cvm's defaults (PATH, container, HOSTNAME),
+ * then the image's Env (@image, NULL for none), then what the config passes
+ * from @outer ([workspace] env_pass) and sets ([workspace] env), each later
+ * one winning. A new NULL-terminated NAME=VALUE array (free with
+ * cvm_env_free), or NULL on allocation failure. */
+char **cvm_env_build(const struct cvm_config *c, char *const *image, char *const *outer);
 
 #endif

@@ -123,7 +123,7 @@ START_TEST(env_layers)
 	cvm_config_init(&c);
 	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env_pass", "FOO_*, PATH", "t", &err), 0);
 	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env", "FOO_B=mine", "t", &err), 0);
-	char **env = cvm_env_build(&c, outer);
+	char **env = cvm_env_build(&c, NULL, outer);
 	ck_assert_ptr_nonnull(env);
 	ck_assert_str_eq(cvm_env_get(env, "FOO_A"), "1");
 	ck_assert_str_eq(cvm_env_get(env, "FOO_B"), "mine");
@@ -134,7 +134,7 @@ START_TEST(env_layers)
 	cvm_env_free(env);
 	cvm_config_free(&c);
 	cvm_config_init(&c);
-	env = cvm_env_build(&c, outer);
+	env = cvm_env_build(&c, NULL, outer);
 	ck_assert_str_eq(cvm_env_get(env, "PATH"), CVM_DEFAULT_PATH);
 	cvm_env_free(env);
 	cvm_config_free(&c);
@@ -151,13 +151,13 @@ START_TEST(env_pull_secret)
 
 	cvm_config_init(&c);
 	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env_pass", "CODER_*", "t", &err), 0);
-	env = cvm_env_build(&c, outer);
+	env = cvm_env_build(&c, NULL, outer);
 	ck_assert_str_eq(cvm_env_get(env, "CODER_AGENT_URL"), "https://c");
 	ck_assert_ptr_null(cvm_env_get(env, "CODER_IMAGE_PULL_SECRET"));
 	cvm_env_free(env);
 	ck_assert_int_eq(cvm_config_set(&c, "workspace", "env_pass", "CODER_IMAGE_PULL_SECRET",
 					"t", &err), 0);
-	env = cvm_env_build(&c, outer);
+	env = cvm_env_build(&c, NULL, outer);
 	ck_assert_str_eq(cvm_env_get(env, "CODER_IMAGE_PULL_SECRET"), "{}");
 	cvm_env_free(env);
 	cvm_config_free(&c);
