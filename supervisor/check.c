@@ -18,6 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "plan.h"
+#include "pull.h"
 #include "resources.h"
 #include "cvm-version.h"
 #include "gpu/gpu.h"
@@ -45,6 +46,8 @@ struct report {
 	size_t n;
 	const struct cvm_config *c;
 	const struct cvm_plan *plan;    /* cvm run's plan of this config (plan.h) */
+	int probe_fd;                   /* what idmap_image and overlay probe: the image
+					   dir, or an image's top layer dir (-1: none) */
 	char *gpu_plan;                 /* gpu/'s plan, as it prints it; NULL: none */
 };
 
@@ -245,6 +248,29 @@ static void check_mount(struct report *r)
 	"6.3): a Docker volume or a Kubernetes emptyDir"
 #define NOT_GIVEN "not checked: give --rootfs DIR --state DIR (or [workspace] rootfs and state)"
 
+/* [image] ref: its layers as the cache has them, without a registry. */
+static bool check_cached_image(struct report *r, struct cvm_image *img)
+{
+	struct cvm_image_opts o = { 0 };
+	struct cvm_error err = { 0 };
+	char cache[4096];
+
+	if (cvm_pull_config(r->c, &o, cache, sizeof(cache)) < 0) {
+		add(r, "image", CVM_CHECK_MISSING, "set [workspace] state or [image] cache_dir",
+		    "%s: no image cache to look in", r->c->image_ref);
+		return false;
+	}
+	o.policy = CVM_PULL_NEVER;
+	if (cvm_image_pull(&o, img, &err) < 0) {
+		add(r, "image", CVM_CHECK_INFO, NULL, "%s is not in the cache %s yet: cvm run "
+		    "pulls it (or run cvm pull %s first)", r->c->image_ref, cache, r->c->image_ref);
+		return false;
+	}
+	add(r, "image", CVM_CHECK_OK, NULL, "%s is cached in %s: %s, %zu layers",
+	    r->c->image_ref, cache, img->digest, img->n_layers);
+	return true;
+}
+
 /* The image as the plan opened it, idmapped through that fd as cvm run
  * makes its layer. */
 static void check_image(struct report *r, int userns_fd, bool *image_ok)
@@ -263,7 +289,17 @@ static void check_image(struct report *r, int userns_fd, bool *image_ok)
 		    "unpacked image directory", "%s", r->plan->why[CVM_PLAN_ROOTFS].msg);
 		return;
 	}
-	if (cvm_hc_idmap(img->fd, rootfs, userns_fd, &err) == 0) {
+	if (img->n_layers) {    /* each layer is idmapped on its own: probe one */
+		const char *top = img->layers[img->n_layers - 1];
+		r->probe_fd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (r->probe_fd < 0) {
+			add(r, "idmap_image", CVM_CHECK_MISSING, "cvm pull the image again",
+			    "image layer %s: %s", top, strerror(errno));
+			return;
+		}
+	} else
+		r->probe_fd = img->fd;
+	if (cvm_hc_idmap(r->probe_fd, rootfs, userns_fd, &err) == 0) {
 		*image_ok = true;
 		add(r, "idmap_image", CVM_CHECK_OK, NULL, "%s can be idmapped: the image is used "
 		    "in place, no copy, no chown", rootfs);
@@ -315,7 +351,7 @@ static void check_overlay(struct report *r, bool state_ok, bool image_ok, const 
 		    "(see idmap_state)");
 		return;
 	}
-	if (cvm_hc_overlay(image_ok ? r->plan->rootfs.fd : -1, c->rootfs, existing,
+	if (cvm_hc_overlay(image_ok ? r->probe_fd : -1, r->plan->rootfs.path, existing,
 			   r->plan->uid_base, r->plan->uid_count, &err) < 0)
 		add(r, "overlay", CVM_CHECK_MISSING, "run on Linux 5.19 or later with a state dir "
 		    "that can hold an overlay upper layer (ext4, xfs, btrfs, tmpfs)",
@@ -335,7 +371,7 @@ static void check_layers(struct report *r)
 	bool image_ok, state_ok;
 	cleanup_close int userns_fd = -1;
 
-	if (c->rootfs || c->state) {
+	if (r->plan->rootfs.path || c->state) {
 		userns_fd = cvm_userns_open(r->plan->uid_base, r->plan->uid_count, &err);
 		if (userns_fd < 0) {
 			static const char *const names[] = { "idmap_image", "idmap_state", "overlay" };
@@ -799,7 +835,8 @@ int cvm_cmd_check(int argc, char *argv[])
 	static struct cvm_plan plan;
 	struct cvm_config c = { 0 };
 	struct cvm_error err = { 0 };
-	bool json = false;
+	struct cvm_image img = { .lock_fd = -1 };
+	bool json = false, has_image = false;
 	int rc;
 
 	rc = load_config(&c, argc, argv, &json);
@@ -807,15 +844,22 @@ int cvm_cmd_check(int argc, char *argv[])
 		cvm_config_free(&c);
 		return rc > 0 ? 0 : 2;
 	}
+	r.c = &c;
+	r.probe_fd = -1;
+	/* An image reference: what the cache holds for it (cvm check asks no
+	 * registry; cvm pull or cvm run fetch it). */
+	if (c.image_ref)
+		has_image = check_cached_image(&r, &img);
 	/* cvm run's own plan of this config: the lines below report on its
 	 * parts (the image, the ids, the limits, the GPU), not on a copy. */
-	if (cvm_plan_make(&c, NULL, &plan, &err) == CVM_EXIT_SETUP_FAILED) {
+	if (cvm_plan_make(&c, NULL, has_image ? &img : NULL, &plan, &err) == CVM_EXIT_SETUP_FAILED) {
 		fprintf(stderr, "cvm check: %s\n", err.msg);
 		cvm_plan_free(&plan);
+		if (has_image)
+			cvm_image_free(&img);
 		cvm_config_free(&c);
 		return CVM_EXIT_SETUP_FAILED;
 	}
-	r.c = &c;
 	r.plan = &plan;
 	check_kernel(&r);
 	check_userns(&r);
@@ -832,7 +876,11 @@ int cvm_cmd_check(int argc, char *argv[])
 	else
 		print_text(&r);
 	rc = worst(&r) == CVM_CHECK_MISSING ? 1 : 0;
+	if (r.probe_fd >= 0 && r.probe_fd != plan.rootfs.fd)
+		close(r.probe_fd);
 	cvm_plan_free(&plan);
+	if (has_image)
+		cvm_image_free(&img);
 	cvm_config_free(&c);
 	return rc;
 }

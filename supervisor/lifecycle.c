@@ -1,5 +1,6 @@
 /* A workspace's life, phase by phase: cvm_workspace_run() reads top to
- * bottom. ws_plan() decides everything that can be decided before anything
+ * bottom. ws_image() pulls the image when [image] ref names one (image/,
+ * through the layer cache); ws_plan() decides everything that can be decided before anything
  * starts (supervisor/plan.c, the plan cvm check reports on too; fails with
  * 2 on bad input); ws_create() starts what the workspace goes into (the
  * cgroups, the /proc server, PID 1's loop) and clones it into its
@@ -31,6 +32,7 @@
 #include "pid1.h"
 #include "plan.h"
 #include "procserver.h"
+#include "pull.h"
 #include "tty.h"
 #include "runtime/caps.h"
 #include "runtime/cgroup.h"
@@ -57,6 +59,11 @@ struct ws_run {
 	struct cvm_net net;             /* the plan's addresses, and what cvm_net_up made */
 	struct cvm_dnsrelay dns;        /* when the outer resolver is on loopback */
 	struct cvm_tty_raw tty;         /* cvm's terminal, raw while the console relays */
+
+	/* the image (ws_image), when [image] ref names one */
+	struct cvm_image image;
+	bool has_image;
+	uint64_t pull_ms;                       /* how long it took */
 
 	/* the plan (ws_plan): what to start, fixed before anything starts */
 	const struct cvm_config *c;
@@ -142,7 +149,7 @@ static int ws_cgroup(const struct cvm_config *c, struct ws_run *w, struct cvm_er
 static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pid1 *p)
 {
 	struct cvm_error err = { 0 };
-	char ms[32], pid[16];
+	char ms[32], pid[16], pull[32];
 
 	if (c->bootstrap_script) {
 		if (cvm_bootstrap_start(&w->boot, c->bootstrap_script, &w->handle, &err) < 0)
@@ -156,10 +163,17 @@ static void ws_ready(const struct cvm_config *c, struct ws_run *w, struct cvm_pi
 	}
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)ms_since(w->started));
 	snprintf(pid, sizeof(pid), "%d", (int)w->ws.pid);
+	snprintf(pull, sizeof(pull), "%llu", (unsigned long long)w->pull_ms);
 	const struct cvm_log_field fields[] = {
-		{ "startup_ms", ms, true }, { "init_pid", pid, true }, { "rootfs", c->rootfs, false },
+		{ "startup_ms", ms, true }, { "init_pid", pid, true },
+		{ c->image_ref ? "image" : "rootfs", c->image_ref ? c->image_ref : c->rootfs, false },
+		{ "pull_ms", pull, true },
 	};
-	cvm_log_fields(CVM_LOG_INFO, "supervisor", fields, 3, "workspace ready in %s ms", ms);
+	if (c->image_ref)
+		cvm_log_fields(CVM_LOG_INFO, "supervisor", fields, 4,
+			       "workspace ready in %s ms (the image took %s ms)", ms, pull);
+	else
+		cvm_log_fields(CVM_LOG_INFO, "supervisor", fields, 3, "workspace ready in %s ms", ms);
 }
 
 /* The private network, as outer root, into the namespace of the workspace
@@ -229,6 +243,35 @@ static void ws_console(struct ws_run *w)
 
 /* ---- the phases ---------------------------------------------------------- */
 
+/* The image, when [image] ref names one: pulled into the cache (or found
+ * there, as the pull policy says), its layers held (the cache's shared
+ * lock) until teardown. 0, or the exit status: a pull that fails is the
+ * setup failing (125), with the reason and what to do in the log. */
+static int ws_image(struct ws_run *w, struct cvm_error *err)
+{
+	struct cvm_image_opts o = { 0 };
+	struct timespec t0;
+	char cache[4096];
+
+	if (!w->c->image_ref)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (cvm_pull_config(w->c, &o, cache, sizeof(cache)) < 0) {
+		log_error("image", "no image cache: set [workspace] state or [image] cache_dir");
+		return CVM_EXIT_USAGE;
+	}
+	/* A registry that cannot be reached must not keep a workspace from
+	 * starting again from what it ran before. */
+	o.offline_ok = true;
+	if (cvm_pull_logged(&o, &w->image, err) < 0) {
+		log_error("image", "%s", err->msg);
+		return CVM_EXIT_SETUP_FAILED;
+	}
+	w->has_image = true;
+	w->pull_ms = ms_since(&t0);
+	return 0;
+}
+
 /* Everything that can be decided before anything starts (supervisor/plan.c,
  * which cvm check reports on too), and what it found said once. No side
  * effect on the outer container. 0, or the exit status (2: bad input; 125:
@@ -239,12 +282,7 @@ static int ws_plan(struct ws_run *w, char **argv, struct cvm_error *err)
 	const struct cvm_gpu_plan *gpu = &p->gpu.plan;
 	int status;
 
-	if (!w->c->rootfs) {    /* [image] ref: until the puller is wired in here */
-		log_error("image", "image %s: pulling is not yet part of cvm run; unpack the "
-			  "image and use --rootfs DIR", w->c->image_ref);
-		return CVM_EXIT_SETUP_FAILED;
-	}
-	status = cvm_plan_make(w->c, argv, &w->plan, err);
+	status = cvm_plan_make(w->c, argv, w->has_image ? &w->image : NULL, &w->plan, err);
 	if (status) {
 		log_error("workspace", "%s", err->msg);
 		return status;
@@ -353,8 +391,13 @@ static void ws_attach(struct ws_run *w)
 		log_warn("network", "the workspace has no DNS: cannot watch the relay's sockets");
 	if (cvm_pid1_set_main(p, w->ws.pid, &err) < 0)
 		log_warn("supervisor", "%s (relying on SIGCHLD alone)", err.msg);
-	log_info("workspace", "workspace started: rootfs %s, changes in %s, ids %u-%u outside", c->rootfs,
-		 c->state, c->uid_base, c->uid_base + c->uid_count - 1);
+	if (w->has_image)
+		log_info("workspace", "workspace started: image %s (%zu layers), changes in %s, ids "
+			 "%u-%u outside", c->image_ref, w->image.n_layers, c->state, c->uid_base,
+			 c->uid_base + c->uid_count - 1);
+	else
+		log_info("workspace", "workspace started: rootfs %s, changes in %s, ids %u-%u outside",
+			 c->rootfs, c->state, c->uid_base, c->uid_base + c->uid_count - 1);
 	w->handle = (struct cvm_ws_handle){
 		.pidfd = w->ws.pidfd, .pid = w->ws.pid,
 		.join_net = !cvm_join_shares_ns(w->ws.pid, "net"), .envp = w->in.envp,
@@ -414,6 +457,9 @@ static void ws_teardown(struct ws_run *w)
 	cvm_closep(&w->boot.out_fd);
 	w->boot.out_fd = -1;
 	cvm_plan_free(&w->plan);
+	if (w->has_image)
+		cvm_image_free(&w->image);      /* and the cache's lock: GC may take them now */
+	w->has_image = false;
 	cvm_tty_restore(&w->tty);
 	cvm_log_crlf(false);
 }
@@ -425,10 +471,12 @@ int cvm_workspace_run(const struct cvm_config *c, char **argv, const struct time
 		.c = c, .started = started, .ws = CVM_WS_NONE, .tty = { .fd = -1 },
 		.cg = { .ws_fd = -1 }, .net = { .forward_was = -1 },
 		.dns = { .listen_fd = -1, .upstream_fd = -1 }, .boot = { .pid = -1, .out_fd = -1 },
-		.ctl_fd = -1,
+		.ctl_fd = -1, .image = { .lock_fd = -1 },
 	};
-	int status = ws_plan(&w, argv, &err);
+	int status = ws_image(&w, &err);
 
+	if (status == 0)
+		status = ws_plan(&w, argv, &err);
 	if (status == 0)
 		status = ws_create(&w, &err);
 	if (status == 0)

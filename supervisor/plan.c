@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "image/manifest.h"
 #include "plan.h"
 #include "runtime/cgroup.h"
 #include "runtime/cleanup.h"
@@ -30,10 +31,17 @@ static const struct {
 	[CVM_PLAN_GPU] = { "gpu", NULL },
 };
 
-static void plan_rootfs(struct cvm_plan *p)
+static void plan_rootfs(struct cvm_plan *p, const struct cvm_image *image)
 {
 	const char *path = p->c->rootfs;
 
+	if (image) {
+		p->rootfs = (struct cvm_plan_rootfs){ p->c->image_ref, -1, image->layers,
+						      image->n_layers };
+		p->rootfs.fd = cvm_ws_layers_view(image->layers, image->n_layers,
+						  &p->why[CVM_PLAN_ROOTFS]);
+		return;
+	}
 	p->rootfs = (struct cvm_plan_rootfs){ path, -1 };
 	if (!path) {
 		cvm_error_set(&p->why[CVM_PLAN_ROOTFS], 0, "no rootfs given");
@@ -182,7 +190,8 @@ static void plan_spec(struct cvm_plan *p)
 	struct winsize ws;
 
 	p->spec = (struct cvm_ws_spec){
-		.rootfs = c->rootfs, .rootfs_fd = p->rootfs.fd, .state = c->state,
+		.rootfs = p->rootfs.path, .rootfs_fd = p->rootfs.fd, .state = c->state,
+		.layers = p->rootfs.layers, .n_layers = p->rootfs.n_layers,
 		.uid_base = c->uid_base, .uid_count = c->uid_count, .hostname = c->hostname,
 		.dev_fuse = c->dev_fuse, .dev_tun = c->dev_tun, .console = isatty(STDIN_FILENO),
 		.mounts = p->mounts, .n_mounts = c->n_mounts,
@@ -213,15 +222,23 @@ static int first_failure(const struct cvm_plan *p, struct cvm_error *err)
 	return 0;
 }
 
-int cvm_plan_make(const struct cvm_config *c, char **argv, struct cvm_plan *p,
-		  struct cvm_error *err)
+int cvm_plan_make(const struct cvm_config *c, char **argv, const struct cvm_image *image,
+		  struct cvm_plan *p, struct cvm_error *err)
 {
+	char **image_env = NULL;
+
 	*p = (struct cvm_plan){ .c = c, .rootfs = { c->rootfs, -1 } };
-	p->in = (struct cvm_inner){ .config = c, .argv = argv, .envp = cvm_env_build(c, environ),
+	p->in = (struct cvm_inner){ .config = c, .argv = argv, .envp = NULL,
 				    .notify_sock = -1 };
+	if (image && !(image_env = cvm_image_config_env(image->config_json, err))) {
+		cvm_error_prefix(err, "image %s", c->image_ref);
+		return CVM_EXIT_SETUP_FAILED;
+	}
+	p->in.envp = cvm_env_build(c, image_env, environ);
+	cvm_env_free(image_env);
 	if (!p->in.envp)
 		goto oom;
-	plan_rootfs(p);
+	plan_rootfs(p, image);
 	plan_init(p);
 	if (plan_mounts(p) < 0)
 		goto oom;

@@ -15,6 +15,7 @@
 #include "inner.h"
 #include "resources.h"
 #include "gpu/gpu.h"
+#include "image/image.h"
 #include "runtime/error.h"
 #include "runtime/net.h"
 #include "runtime/workspace.h"
@@ -35,8 +36,13 @@ enum cvm_plan_part {
  * probes) goes through @fd, never the path again. An image pull would make
  * this a list of layer dirs, each the same pair. */
 struct cvm_plan_rootfs {
-	const char *path;       /* for messages and the fallback copy's marker */
-	int fd;                 /* O_PATH | O_DIRECTORY, or -1 (see why[CVM_PLAN_ROOTFS]) */
+	const char *path;       /* for messages and the fallback copy's marker; the
+				   image reference when it comes from a registry */
+	int fd;                 /* O_PATH | O_DIRECTORY, or -1 (see why[CVM_PLAN_ROOTFS]);
+				   for an image, a detached read-only overlay of its
+				   layers (cvm_ws_layers_view): what the workspace sees */
+	char *const *layers;    /* the image's layer dirs, bottom first, or NULL */
+	size_t n_layers;
 };
 
 /* gpu/'s plan, and the same as runtime/ takes it (it knows nothing of gpu/). */
@@ -76,13 +82,15 @@ struct cvm_plan {
 	struct cvm_error why[CVM_PLAN_N_PARTS];
 };
 
-/* Plan the workspace of @c running @argv (may be empty: the image's init).
+/* Plan the workspace of @c running @argv (may be empty: the image's init),
+ * from the pulled @image when [image] ref names one (else NULL: [workspace]
+ * rootfs), whose layers and Env it uses and which must outlive the plan.
  * Every part is tried, whatever an earlier one found. Returns 0; or
  * CVM_EXIT_USAGE with @err the first part that failed (bad input), or
  * CVM_EXIT_SETUP_FAILED (out of memory). Free with cvm_plan_free() either
  * way. */
-int cvm_plan_make(const struct cvm_config *c, char **argv, struct cvm_plan *p,
-		  struct cvm_error *err);
+int cvm_plan_make(const struct cvm_config *c, char **argv, const struct cvm_image *image,
+		  struct cvm_plan *p, struct cvm_error *err);
 
 /* The one part let go of early: once the layers are made the image's fd
  * has done its work, and an fd of an outer dir is better not around when

@@ -45,7 +45,7 @@ START_TEST(missing_rootfs_fails_first)
 	struct cvm_error err = { 0 };
 
 	config("/cvm-plan-unit-no-such-image");
-	ck_assert_int_eq(cvm_plan_make(&cfg, NULL, &plan, &err), CVM_EXIT_USAGE);
+	ck_assert_int_eq(cvm_plan_make(&cfg, NULL, NULL, &plan, &err), CVM_EXIT_USAGE);
 	ck_assert_int_eq(plan.rootfs.fd, -1);
 	/* cvm check shows the part as it is; cvm run adds how to fix it */
 	ck_assert_str_eq(plan.why[CVM_PLAN_ROOTFS].msg,
@@ -66,7 +66,7 @@ START_TEST(image_without_init_or_shell)
 	tmptree_make(root, "cvm-plan-unit");
 	tmptree_put(root, "etc/os-release", "ID=test\n");
 	config(root);
-	ck_assert_int_eq(cvm_plan_make(&cfg, NULL, &plan, &err), CVM_EXIT_USAGE);
+	ck_assert_int_eq(cvm_plan_make(&cfg, NULL, NULL, &plan, &err), CVM_EXIT_USAGE);
 	ck_assert_str_eq(plan.why[CVM_PLAN_ROOTFS].msg, "");
 	ck_assert_ptr_nonnull(strstr(plan.why[CVM_PLAN_INIT].msg, "has neither /sbin/init nor /bin/sh"));
 	ck_assert_str_eq(err.msg, plan.why[CVM_PLAN_INIT].msg);
@@ -91,7 +91,7 @@ START_TEST(image_opened_once_systemd_init)
 	snprintf(init, sizeof(init), "%s/sbin/init", root);
 	ck_assert_int_eq(symlink("../lib/systemd/systemd", init), 0);
 	config(root);
-	cvm_plan_make(&cfg, NULL, &plan, &err);         /* the id range is this host's */
+	cvm_plan_make(&cfg, NULL, NULL, &plan, &err);         /* the id range is this host's */
 	ck_assert_str_eq(plan.why[CVM_PLAN_ROOTFS].msg, "");
 	ck_assert_str_eq(plan.why[CVM_PLAN_INIT].msg, "");
 	ck_assert_int_ge(plan.rootfs.fd, 0);
@@ -109,7 +109,7 @@ START_TEST(image_opened_once_systemd_init)
 	tmptree_put(root, "sbin/init", "#!/bin/sh\n");
 	ck_assert_int_eq(chmod(init, 0755), 0);
 	config(root);
-	cvm_plan_make(&cfg, NULL, &plan, &err);
+	cvm_plan_make(&cfg, NULL, NULL, &plan, &err);
 	ck_assert(!plan.systemd);
 	ck_assert_int_eq(plan.stop_signal, SIGTERM);
 	done();
@@ -126,7 +126,7 @@ START_TEST(network_in_the_spec)
 
 	tmptree_make(root, "cvm-plan-unit");
 	config(root);
-	cvm_plan_make(&cfg, NULL, &plan, &err);
+	cvm_plan_make(&cfg, NULL, NULL, &plan, &err);
 	ck_assert(!plan.spec.netns);
 	ck_assert_uint_eq(plan.spec.n_writes, 0);
 	done();
@@ -135,7 +135,7 @@ START_TEST(network_in_the_spec)
 	set("workspace", "network", "private");
 	set("workspace", "network_cidr", "10.99.0.0/24");
 	set("workspace", "hostname", "plantest");
-	cvm_plan_make(&cfg, NULL, &plan, &err);
+	cvm_plan_make(&cfg, NULL, NULL, &plan, &err);
 	ck_assert_str_eq(plan.why[CVM_PLAN_NET].msg, "");
 	ck_assert(plan.spec.netns);
 	ck_assert_uint_eq(plan.spec.n_writes, 2);
@@ -159,7 +159,7 @@ START_TEST(limits_in_the_plan)
 	config(root);
 	set("resources", "memory", "64M");
 	set("resources", "pids", "321");
-	cvm_plan_make(&cfg, NULL, &plan, &err);
+	cvm_plan_make(&cfg, NULL, NULL, &plan, &err);
 	for (size_t i = 0; i < plan.n_limits; i++)
 		if (!strcmp(plan.limits[i].file, "memory.max")) {
 			ck_assert_str_eq(plan.limits[i].value, "67108864");
