@@ -57,7 +57,10 @@ COPY --from=workspace / /var/lib/cvm/images/workspace/
 # The image dir sits on the outer image's overlay, which cannot be idmapped:
 # cvm copies it once into the state dir, which must be a volume (a
 # filesystem that can be idmapped), never the container's own overlay.
-ENV CVM_WORKSPACE_ROOTFS=/var/lib/cvm/images/workspace \
+# The image is named with envbox's variable, so that a pod's own
+# CODER_INNER_IMAGE (a registry reference, as Coder's kubernetes-envbox
+# template writes it) replaces it; a CVM_WORKSPACE_ROOTFS would win over it.
+ENV CODER_INNER_IMAGE=/var/lib/cvm/images/workspace \
     CVM_WORKSPACE_STATE=/var/lib/cvm/state \
     CVM_WORKSPACE_ENV_PASS=TERM
 VOLUME /var/lib/cvm/state

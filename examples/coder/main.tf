@@ -3,8 +3,10 @@
 # runs the cvm image (the top-level Dockerfile, built with the workspace image
 # of examples/workspace inside) as the pod's PID 1. envbox's variables keep
 # their names (CODER_INNER_IMAGE, CODER_MOUNTS, CODER_BOOTSTRAP_SCRIPT, ...:
-# the README's table says what each maps to); CODER_INNER_IMAGE is a
-# directory in the cvm image, not a registry reference: cvm pulls nothing.
+# the README's table says what each maps to). CODER_INNER_IMAGE below is the
+# directory of the workspace image built into the cvm image; a registry
+# reference (codercom/enterprise-base:ubuntu, as envbox's template has it)
+# works too: cvm pulls it into the state volume before the workspace starts.
 #
 #   coder templates push cvm -d examples/coder
 

@@ -223,7 +223,7 @@ open("args", "w").write("\n".join(a[i + 1:]) + "\n")
 	# the Dockerfile's ENV, then docker-run.sh's -e (later wins, as in docker)
 	while IFS= read -r l; do
 		case $l in
-		CVM_WORKSPACE_ROOTFS=*) l=CVM_WORKSPACE_ROOTFS=$ROOTFS ;;
+		CVM_WORKSPACE_ROOTFS=*|CODER_INNER_IMAGE=*) l=${l%%=*}=$ROOTFS ;;
 		CVM_WORKSPACE_STATE=*) l=CVM_WORKSPACE_STATE=$PWD/state ;;
 		esac
 		envs+=(--env "$l")
